@@ -1,0 +1,35 @@
+"""The one place that turns every error into a JSON response with a message.
+
+DRF's own handler covers its exceptions; this adds the services' errors and Django's
+oversized-body error, so that a client always gets JSON and never an HTML error page.
+"""
+
+from typing import Any
+
+from django.core.exceptions import RequestDataTooBig
+from rest_framework import status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler
+
+from common.exceptions import PayloadTooLarge, RecordInvalid, RecordNotFound, RecordReferenced
+
+
+def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """DRF's handler, plus the service errors above and Django's oversized-body error."""
+    if isinstance(exc, RecordInvalid):
+        return Response(exc.errors, status=status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, RecordNotFound):
+        return Response({"detail": str(exc), "code": "not_found"}, status=status.HTTP_404_NOT_FOUND)
+    if isinstance(exc, RecordReferenced):
+        return Response(
+            {"detail": str(exc), "code": "referenced", "references": exc.references},
+            status=status.HTTP_409_CONFLICT,
+        )
+    if isinstance(exc, RequestDataTooBig):
+        exc = PayloadTooLarge(str(exc))
+    response = exception_handler(exc, context)
+    if response is not None and isinstance(response.data, dict):
+        code = getattr(response.data.get("detail"), "code", None)
+        if code:
+            response.data.setdefault("code", code)
+    return response

@@ -1,0 +1,53 @@
+"""Errors the services raise, in business terms, and the HTTP errors the API adds.
+
+Services raise plain Python exceptions that say what went wrong (:class:`RecordInvalid`,
+:class:`RecordReferenced`, :class:`RecordNotFound`); they know nothing about HTTP.
+``common.exception_handler`` maps them to status codes.
+"""
+
+from rest_framework import status
+from rest_framework.exceptions import APIException
+
+FieldErrors = dict[str, list[str]]
+
+
+class RecordInvalid(Exception):
+    """A record broke a rule; ``errors`` maps each field to its messages (a 400)."""
+
+    def __init__(self, errors: FieldErrors) -> None:
+        assert errors, "RecordInvalid needs at least one field error"
+        super().__init__(errors)
+        self.errors = errors
+
+
+class RecordNotFound(Exception):
+    """The record to change is gone (deleted meanwhile); a 404."""
+
+
+class RecordReferenced(Exception):
+    """A record cannot be deleted because records in other services still point at it (a 409)."""
+
+    def __init__(self, resource: str, record_id: int, references: dict[str, int]) -> None:
+        self.resource = resource
+        self.record_id = record_id
+        self.references = references
+        counts = " and ".join(
+            f"{count} {kind if count != 1 else kind.removesuffix('s')}"
+            for kind, count in references.items()
+        )
+        super().__init__(
+            f"{resource.capitalize()} {record_id} is still referenced by {counts}; "
+            f"delete or change those first."
+        )
+
+
+class PayloadTooLarge(APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = "Request body is too large."
+    default_code = "payload_too_large"
+
+
+class Conflict(APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "The request conflicts with the current state of the resource."
+    default_code = "conflict"

@@ -1,0 +1,74 @@
+"""orjson-backed DRF renderer and parser: the same JSON as DRF's, several times faster.
+
+The parser also enforces ``DATA_UPLOAD_MAX_MEMORY_SIZE``: DRF reads the request stream
+directly, which skips Django's own body-size check, so an oversized body would otherwise be
+read whole into memory.
+"""
+
+from decimal import Decimal
+from typing import Any
+
+import orjson
+from django.conf import settings
+from django.utils.functional import Promise
+from rest_framework.exceptions import ParseError
+from rest_framework.parsers import BaseParser
+from rest_framework.renderers import BaseRenderer
+
+from common.exceptions import PayloadTooLarge
+
+
+def _default(value: Any) -> Any:
+    """Types orjson does not know: lazy translations, decimals (as text, never floats), sets."""
+    if isinstance(value, Promise):
+        return str(value)
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, set | frozenset):
+        return sorted(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def dumps(data: Any, *, indent: bool = False) -> bytes:
+    """Serialize like the API does (used by views that build their own responses)."""
+    option = orjson.OPT_NON_STR_KEYS | (orjson.OPT_INDENT_2 if indent else 0)
+    return orjson.dumps(data, default=_default, option=option)
+
+
+class ORJSONRenderer(BaseRenderer):
+    """Renders ``application/json`` with orjson; honours ``; indent=N`` like DRF's renderer."""
+
+    media_type = "application/json"
+    format = "json"
+    charset = None  # orjson always writes UTF-8; JSON has no charset parameter
+
+    def render(self, data: Any, accepted_media_type: str | None = None, renderer_context=None):
+        if data is None:
+            return b""
+        indent = bool((renderer_context or {}).get("indent"))
+        if accepted_media_type and "indent=" in accepted_media_type:
+            indent = True
+        return dumps(data, indent=indent)
+
+
+def read_limited(stream, limit: int) -> bytes:
+    """Read a request body of at most ``limit`` bytes, or refuse it with a 413."""
+    body = stream.read(limit + 1)
+    if len(body) > limit:
+        raise PayloadTooLarge(
+            f"Request body is larger than the limit of {limit} bytes (DATA_UPLOAD_MAX_MEMORY_SIZE)."
+        )
+    return body
+
+
+class ORJSONParser(BaseParser):
+    """Parses ``application/json`` with orjson; malformed JSON is a 400 that says where."""
+
+    media_type = "application/json"
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        body = read_limited(stream, settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise ParseError(f"JSON parse error - {exc}") from None

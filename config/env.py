@@ -1,0 +1,115 @@
+"""Typed reads of environment variables, so that settings fail fast on a bad value.
+
+Every setting that can change between machines is read here, once, with a default that suits a
+developer's laptop. A value that cannot be parsed raises ``ImproperlyConfigured`` naming the
+variable, instead of letting a typo turn into a surprising default.
+"""
+
+import os
+from pathlib import Path
+from typing import Any
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def env_str(name: str, default: str | None = None) -> str | None:
+    """The variable's value, or ``default`` when it is unset."""
+    return os.environ.get(name, default)
+
+
+def env_required(name: str, why: str) -> str:
+    """The variable's value; refuse to start without it."""
+    value = os.environ.get(name, "").strip()
+    if not value:
+        raise ImproperlyConfigured(f"Set the {name} environment variable: {why}")
+    return value
+
+
+def env_bool(name: str, default: bool) -> bool:
+    """``1/true/yes/on`` or ``0/false/no/off`` (case-insensitive)."""
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ImproperlyConfigured(f"{name}={raw!r} is not a boolean (use true or false).")
+
+
+def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
+    """A whole number, at least ``minimum`` when given."""
+    raw = os.environ.get(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        value = int(raw.strip().replace("_", ""))
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a whole number.") from None
+    if minimum is not None and value < minimum:
+        raise ImproperlyConfigured(f"{name}={value} is below the minimum of {minimum}.")
+    return value
+
+
+def env_float(name: str, default: float, *, minimum: float | None = None) -> float:
+    """A number, at least ``minimum`` when given."""
+    raw = os.environ.get(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a number.") from None
+    if minimum is not None and value < minimum:
+        raise ImproperlyConfigured(f"{name}={value} is below the minimum of {minimum}.")
+    return value
+
+
+def env_list(name: str, default: list[str]) -> list[str]:
+    """A comma-separated list; blanks are dropped."""
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def sqlite_options(busy_timeout_seconds: float) -> dict[str, Any]:
+    """OPTIONS that make a SQLite file safe for several threads and processes at once.
+
+    WAL lets readers run while one writer writes; ``synchronous=NORMAL`` is durable in WAL mode
+    except for the last transactions before a power cut; the busy timeout makes a second writer
+    wait for the lock instead of failing with "database is locked"; IMMEDIATE takes the write
+    lock when a transaction starts, so that a reader never has to upgrade to a writer mid-way
+    (an upgrade cannot wait and fails at once).
+    """
+    return {
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": busy_timeout_seconds,
+    }
+
+
+def database_from_env(
+    variable: str,
+    sqlite_path: Path,
+    *,
+    busy_timeout_seconds: float,
+    conn_max_age: int,
+) -> dict[str, Any]:
+    """One DATABASES entry: the URL in ``variable``, else a SQLite file at ``sqlite_path``."""
+    url = os.environ.get(variable, "").strip() or f"sqlite:///{sqlite_path}"
+    try:
+        config = dj_database_url.parse(url, conn_max_age=conn_max_age, conn_health_checks=True)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{variable} is not a usable database URL: {exc}") from None
+    if config["ENGINE"] == "django.db.backends.sqlite3":
+        config["OPTIONS"] = {**sqlite_options(busy_timeout_seconds), **config.get("OPTIONS", {})}
+        # A SQLite connection is cheap to open, and a persistent one would pin the file open
+        # for every idle thread of the server.
+        config["CONN_MAX_AGE"] = 0
+    return config

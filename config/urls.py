@@ -1,0 +1,21 @@
+"""Top-level routes: each service's API, the ingest endpoint, the docs and the admin."""
+
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+from common.views import ApiRootView
+
+urlpatterns = [
+    path("", ApiRootView.as_view(), name="api-root"),
+    path("", include("users_svc.urls")),
+    path("", include("products_svc.urls")),
+    path("", include("orders_svc.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+    path("admin/", admin.site.urls),
+]
+
+handler404 = "common.views.not_found"
+handler500 = "common.views.server_error"

@@ -1,0 +1,30 @@
+"""The orders table, exactly ``orders(id, user_id, product_id, quantity)`` as in the seed report.
+
+``user_id`` and ``product_id`` are plain indexed integers: the users and products live in other
+databases, and Django has no foreign keys across databases. The orders service checks them in
+Python (see ``rules`` and ``services``).
+"""
+
+from django.db import models
+
+from config.db_router import database_for_app
+
+
+class Order(models.Model):
+    user_id = models.BigIntegerField(db_index=True)
+    product_id = models.BigIntegerField(db_index=True)
+    quantity = models.IntegerField()
+
+    class Meta:
+        db_table = "orders"
+        ordering = ["id"]
+        verbose_name = "order"
+
+    def __str__(self) -> str:
+        return (
+            f"Order {self.id}: {self.quantity} x product {self.product_id} for user {self.user_id}"
+        )
+
+
+#: The alias this service reads and writes (see config.db_router).
+ORDERS_DB = database_for_app(Order._meta.app_label)

@@ -1,0 +1,25 @@
+"""Query-string filters for ``GET /products/``."""
+
+from django_filters import rest_framework as filters
+
+from products_svc import rules
+from products_svc.models import Product
+
+_PRICE = {"max_digits": rules.PRICE_MAX_DIGITS, "decimal_places": rules.PRICE_DECIMAL_PLACES}
+
+
+class ProductFilter(filters.FilterSet):
+    name = filters.CharFilter(lookup_expr="iexact", help_text="Exact name, ignoring case.")
+    name_contains = filters.CharFilter(
+        field_name="name", lookup_expr="icontains", help_text="Part of the name, ignoring case."
+    )
+    min_price = filters.NumberFilter(
+        field_name="price", lookup_expr="gte", help_text="Price at least this.", **_PRICE
+    )
+    max_price = filters.NumberFilter(
+        field_name="price", lookup_expr="lte", help_text="Price at most this.", **_PRICE
+    )
+
+    class Meta:
+        model = Product
+        fields = ["name", "name_contains", "min_price", "max_price"]

@@ -1,0 +1,23 @@
+"""The products table, exactly ``products(id, name, price)`` as in the seed report."""
+
+from django.db import models
+
+from common.fields import MoneyField
+from config.db_router import database_for_app
+
+
+class Product(models.Model):
+    name = models.CharField(max_length=255)
+    price = MoneyField(max_digits=12, decimal_places=2)
+
+    class Meta:
+        db_table = "products"
+        ordering = ["id"]
+        verbose_name = "product"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.price})"
+
+
+#: The alias this service reads and writes (see config.db_router).
+PRODUCTS_DB = database_for_app(Product._meta.app_label)

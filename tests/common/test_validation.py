@@ -1,0 +1,176 @@
+"""The field cleaners behind every rule, and the fast email check's agreement with Django."""
+
+import math
+from decimal import Decimal
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.core.validators import EmailValidator
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from common.validation import (
+    MAX_BIGINT,
+    UNSET,
+    Invalid,
+    clean_decimal,
+    clean_email,
+    clean_id,
+    clean_int,
+    clean_text,
+    is_valid_email,
+)
+
+SEED_EMAILS = [
+    f"{name}@example.com"
+    for name in ("alice", "bob", "charlie", "david", "eve", "frank", "grace", "henry", "jane")
+]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("Alice", "Alice"),
+        ("  Alice  ", "Alice"),
+        ("Zoë 😀", "Zoë 😀"),
+        ("Robert'); DROP TABLE users;--", "Robert'); DROP TABLE users;--"),
+        ("", Invalid("This field may not be blank.")),
+        ("   \t\n", Invalid("This field may not be blank.")),
+        (None, Invalid("This field may not be null.")),
+        (UNSET, Invalid("This field is required.")),
+        (42, Invalid("Not a valid string.")),
+        (True, Invalid("Not a valid string.")),
+        (["Alice"], Invalid("Not a valid string.")),
+        ("a\x00b", Invalid("Null characters are not allowed.")),
+        ("x" * 41, Invalid("Ensure this field has no more than 40 characters.")),
+        ("\ud800", Invalid("Text must be valid Unicode.")),
+    ],
+)
+def test_clean_text(value, expected):
+    assert clean_text(value, 40) == expected
+
+
+@pytest.mark.parametrize("address", SEED_EMAILS)
+def test_every_seed_email_is_accepted(address):
+    assert clean_email(address, 254) == address
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "plainaddress",
+        "@example.com",
+        "a@",
+        "a@b",
+        "a b@example.com",
+        "a@exa mple.com",
+        "a@-example.com",
+        "a..b@example.com",
+        "a@example..com",
+        "x" * 250 + "@example.com",
+    ],
+)
+def test_invalid_emails_are_refused(address):
+    assert clean_email(address, 254) == Invalid(
+        "Ensure this field has no more than 254 characters."
+        if len(address) > 254
+        else "Enter a valid email address."
+    )
+
+
+def _django_accepts(address: str) -> bool:
+    try:
+        EmailValidator()(address)
+    except ValidationError:
+        return False
+    return True
+
+
+_EMAILISH = st.text(alphabet=st.sampled_from('ab.-_+@Z9é"[]: xn-'), min_size=1, max_size=40)
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.one_of(st.emails(), _EMAILISH, st.text(max_size=60)))
+@example('"quoted local"@example.com')
+@example("user@[127.0.0.1]")
+@example("user@xn--bcher-kva.example")
+@example("user@bücher.example")
+@example("user@localhost")
+@example("a@b.c")
+@example("a@" + "b" * 64 + ".com")
+def test_fast_email_check_gives_django_emailvalidator_verdict(address):
+    assert is_valid_email(address) == _django_accepts(address)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (5, 5),
+        (5.0, 5),
+        ("5", 5),
+        (" 7 ", 7),
+        ("5.0", 5),
+        (MAX_BIGINT, MAX_BIGINT),
+        (0, Invalid("Ensure this value is greater than 0.")),
+        (-1, Invalid("Ensure this value is greater than 0.")),
+        (MAX_BIGINT + 1, Invalid(f"Ensure this value is less than or equal to {MAX_BIGINT}.")),
+        (2**80, Invalid(f"Ensure this value is less than or equal to {MAX_BIGINT}.")),
+        (True, Invalid("A valid integer is required.")),
+        (5.5, Invalid("A valid integer is required.")),
+        (math.nan, Invalid("A valid integer is required.")),
+        (math.inf, Invalid("A valid integer is required.")),
+        ("five", Invalid("A valid integer is required.")),
+        ("1" * 50, Invalid("A valid integer is required.")),
+        ([5], Invalid("A valid integer is required.")),
+        ({"n": 5}, Invalid("A valid integer is required.")),
+        (None, Invalid("This field may not be null.")),
+        (UNSET, Invalid("This field is required.")),
+    ],
+)
+def test_clean_int(value, expected):
+    assert clean_int(value, 0, MAX_BIGINT) == expected
+
+
+def test_clean_id_is_optional():
+    assert clean_id(UNSET) is None
+    assert clean_id(None) is None
+    assert clean_id(3) == 3
+    assert clean_id(0) == Invalid("Ensure this value is greater than 0.")
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (1000, Decimal("1000.00")),
+        (1000.0, Decimal("1000.00")),
+        ("1000.00", Decimal("1000")),
+        (19.99, Decimal("19.99")),
+        ("19.99", Decimal("19.99")),
+        (0.01, Decimal("0.01")),
+        ("9999999999.99", Decimal("9999999999.99")),
+        ("1e3", Decimal("1000")),
+        (-50.0, Invalid("Ensure this value is greater than 0.")),
+        (0, Invalid("Ensure this value is greater than 0.")),
+        ("-0.00", Invalid("Ensure this value is greater than 0.")),
+        (19.999, Invalid("Ensure that there are no more than 2 decimal places.")),
+        (10**10, Invalid("Ensure that there are no more than 10 digits before the decimal point.")),
+        (
+            "1e400",
+            Invalid("Ensure that there are no more than 10 digits before the decimal point."),
+        ),
+        (math.nan, Invalid("A valid number is required.")),
+        (math.inf, Invalid("A valid number is required.")),
+        ("NaN", Invalid("A valid number is required.")),
+        ("Infinity", Invalid("A valid number is required.")),
+        ("ten", Invalid("A valid number is required.")),
+        (True, Invalid("A valid number is required.")),
+        ([1], Invalid("A valid number is required.")),
+        (None, Invalid("This field may not be null.")),
+        (UNSET, Invalid("This field is required.")),
+    ],
+)
+def test_clean_decimal(value, expected):
+    result = clean_decimal(value, 12, 2, 0)
+    assert result == expected
+    if isinstance(result, Decimal):
+        assert result.as_tuple().exponent == -2

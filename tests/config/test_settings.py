@@ -1,0 +1,109 @@
+"""Settings come from the environment, SQLite is set up for concurrency, production fails fast."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+from django.db import connections
+
+from config.env import database_from_env, env_bool, env_int
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _sqlite_aliases():
+    return [
+        a for a in ("default", "users", "products", "orders") if connections[a].vendor == "sqlite"
+    ]
+
+
+@pytest.mark.django_db(databases="__all__")
+def test_every_sqlite_connection_runs_wal_normal_sync_busy_timeout_and_immediate():
+    aliases = _sqlite_aliases()
+    if not aliases:
+        pytest.skip("no SQLite database configured")
+    for alias in aliases:
+        connection = connections[alias]
+        with connection.cursor() as cursor:
+            assert cursor.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+            assert cursor.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+            assert cursor.execute("PRAGMA busy_timeout").fetchone()[0] >= 1000
+        assert connection.transaction_mode == "IMMEDIATE"
+        assert connection.settings_dict["OPTIONS"]["transaction_mode"] == "IMMEDIATE"
+
+
+def test_database_url_from_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("USERS_DATABASE_URL", "postgres://svc:pw@db.example:5433/users")
+    config = database_from_env(
+        "USERS_DATABASE_URL", tmp_path / "users.db", busy_timeout_seconds=5, conn_max_age=60
+    )
+    assert config["ENGINE"] == "django.db.backends.postgresql"
+    assert (config["HOST"], config["PORT"], config["NAME"]) == ("db.example", 5433, "users")
+    assert "transaction_mode" not in config.get("OPTIONS", {})
+
+
+def test_sqlite_file_in_data_dir_by_default(monkeypatch, tmp_path):
+    monkeypatch.delenv("USERS_DATABASE_URL", raising=False)
+    config = database_from_env(
+        "USERS_DATABASE_URL", tmp_path / "users.db", busy_timeout_seconds=5, conn_max_age=60
+    )
+    assert config["ENGINE"] == "django.db.backends.sqlite3"
+    assert config["NAME"] == str(tmp_path / "users.db")
+    assert config["OPTIONS"]["transaction_mode"] == "IMMEDIATE"
+    assert "journal_mode=WAL" in config["OPTIONS"]["init_command"]
+    assert config["OPTIONS"]["timeout"] == 5
+
+
+def test_bad_values_fail_fast_naming_the_variable(monkeypatch, tmp_path):
+    monkeypatch.setenv("ORDERS_DATABASE_URL", "nosuchdb://x/y")
+    with pytest.raises(ImproperlyConfigured, match="ORDERS_DATABASE_URL"):
+        database_from_env(
+            "ORDERS_DATABASE_URL", tmp_path / "o.db", busy_timeout_seconds=1, conn_max_age=0
+        )
+    monkeypatch.setenv("SOME_FLAG", "maybe")
+    with pytest.raises(ImproperlyConfigured, match="SOME_FLAG"):
+        env_bool("SOME_FLAG", False)
+    monkeypatch.setenv("SOME_COUNT", "ten")
+    with pytest.raises(ImproperlyConfigured, match="SOME_COUNT"):
+        env_int("SOME_COUNT", 1)
+
+
+def _run_with_production_settings(args: list[str], **env: str) -> subprocess.CompletedProcess:
+    clean_env = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "ALLOWED_HOSTS")}
+    clean_env.update(DJANGO_SETTINGS_MODULE="config.settings.production", **env)
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=clean_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_production_refuses_to_start_without_secret_key(tmp_path):
+    result = _run_with_production_settings(
+        ["check"], ALLOWED_HOSTS="api.example.com", DATA_DIR=str(tmp_path)
+    )
+    assert result.returncode != 0
+    assert "Set the SECRET_KEY environment variable" in result.stderr
+
+
+def test_production_refuses_to_start_without_allowed_hosts(tmp_path):
+    result = _run_with_production_settings(["check"], SECRET_KEY="x" * 60, DATA_DIR=str(tmp_path))
+    assert result.returncode != 0
+    assert "Set the ALLOWED_HOSTS environment variable" in result.stderr
+
+
+def test_production_check_deploy_is_clean(tmp_path):
+    result = _run_with_production_settings(
+        ["check", "--deploy", "--fail-level", "WARNING"],
+        SECRET_KEY="k3!9vZ" * 10,
+        ALLOWED_HOSTS="api.example.com",
+        DATA_DIR=str(tmp_path),
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout

@@ -1,0 +1,80 @@
+"""The API root, the OpenAPI schema and the two docs pages, which must work with no internet."""
+
+import re
+
+import pytest
+import yaml
+from django.core.management import call_command
+from django.test import Client
+
+pytestmark = pytest.mark.django_db(databases="__all__")
+
+DOC_PAGES = ["/api/docs/", "/api/redoc/"]
+
+
+def test_root_points_a_newcomer_to_every_resource_and_the_docs(api):
+    body = api.get("/").json()
+    for name, path in [
+        ("users", "/users/"),
+        ("products", "/products/"),
+        ("orders", "/orders/"),
+        ("docs", "/api/docs/"),
+        ("redoc", "/api/redoc/"),
+        ("schema", "/api/schema/"),
+    ]:
+        assert body[name].endswith(path)
+
+
+@pytest.mark.parametrize("page", DOC_PAGES)
+def test_doc_pages_load_only_assets_served_by_this_app(page):
+    client = Client()
+    response = client.get(page)
+    assert response.status_code == 200
+    html = response.content.decode()
+    # No CDN or font service anywhere: every URL in the page is relative to this server.
+    assert not re.findall(r"(?:https?:)?//[a-z0-9.-]+\.[a-z]{2,}", html), html
+    assets = re.findall(r'(?:src|href)="(/static/[^"]+)"', html)
+    assert assets, "the page should load its scripts from /static/"
+    for asset in assets:
+        asset_response = client.get(asset)
+        assert asset_response.status_code == 200, asset
+        assert b"".join(
+            asset_response.streaming_content
+            if asset_response.streaming
+            else [asset_response.content]
+        )
+
+
+def test_swagger_ui_does_not_call_the_public_validator():
+    html = Client().get("/api/docs/").content.decode()
+    assert '"validatorUrl": null' in html
+
+
+def _schema() -> dict:
+    return yaml.safe_load(Client().get("/api/schema/").content)
+
+
+def test_schema_lists_every_endpoint_with_summaries_and_examples():
+    schema = _schema()
+    for path in [
+        "/users/",
+        "/users/{id}/",
+        "/products/",
+        "/products/{id}/",
+        "/orders/",
+        "/orders/{id}/",
+    ]:
+        assert path in schema["paths"], path
+        for operation in schema["paths"][path].values():
+            assert operation.get("summary"), (path, operation.get("operationId"))
+    for component in ("User", "Product", "Order", "UserRequest", "ProductRequest", "OrderRequest"):
+        assert component in schema["components"]["schemas"], component
+    create_user = schema["paths"]["/users/"]["post"]
+    assert "examples" in create_user["requestBody"]["content"]["application/json"]
+    assert {"201", "400"} <= set(create_user["responses"])
+    assert "409" in schema["paths"]["/users/{id}/"]["delete"]["responses"]
+
+
+def test_schema_validates(tmp_path):
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(tmp_path / "s.yaml"))
+    assert (tmp_path / "s.yaml").read_text().startswith("openapi: 3")

@@ -1,0 +1,26 @@
+"""The users table, exactly ``users(id, name, email)`` as in the seed report.
+
+Emails are not unique: the seed data has two users with alice@example.com, and the report keeps
+both.
+"""
+
+from django.db import models
+
+from config.db_router import database_for_app
+
+
+class User(models.Model):
+    name = models.CharField(max_length=255)
+    email = models.EmailField(max_length=254)
+
+    class Meta:
+        db_table = "users"
+        ordering = ["id"]
+        verbose_name = "user"
+
+    def __str__(self) -> str:
+        return f"{self.name} <{self.email}>"
+
+
+#: The alias this service reads and writes (see config.db_router).
+USERS_DB = database_for_app(User._meta.app_label)
