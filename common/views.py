@@ -11,6 +11,7 @@ ROOT_LINKS = {
     "users": "user-list",
     "products": "product-list",
     "orders": "order-list",
+    "ingest": "ingest",
     "docs": "swagger-ui",
     "redoc": "redoc",
     "schema": "schema",

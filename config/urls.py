@@ -11,6 +11,7 @@ urlpatterns = [
     path("", include("users_svc.urls")),
     path("", include("products_svc.urls")),
     path("", include("orders_svc.urls")),
+    path("", include("ingest.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),

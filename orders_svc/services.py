@@ -7,11 +7,13 @@ same moment either finishes first (the order is refused) or waits for the order 
 (the deletion is refused with a 409).
 """
 
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Set as AbstractSet
 from contextlib import contextmanager
 
 from django.db import transaction
 
+from common import bulk
 from common.db import lock_for_checked_insert, lock_out_inserts
 from common.exceptions import RecordInvalid, RecordNotFound
 from orders_svc import rules, selectors
@@ -20,6 +22,8 @@ from products_svc.selectors import existing_product_ids
 from users_svc.selectors import existing_user_ids
 
 ORDERS_TABLE = Order._meta.db_table
+
+OrderRow = tuple[int | None, int, int, int]  # (id or None, user_id, product_id, quantity)
 
 
 def _require_references(user_id: int, product_id: int) -> None:
@@ -58,6 +62,50 @@ def order_delete(order: Order) -> None:
         Order.objects.filter(id=order.id).delete()
 
 
+def reference_errors(
+    rows: Sequence[OrderRow],
+    *,
+    pending_user_ids: AbstractSet[int] = frozenset(),
+    pending_product_ids: AbstractSet[int] = frozenset(),
+) -> dict[int, dict[str, list[str]]]:
+    """Errors by row position for orders whose user or product does not exist.
+
+    One query to the users service and one to the products service for the whole set of rows
+    (per 10,000 distinct ids). ``pending_*`` are ids the caller is inserting in the same
+    not-yet-committed batch, which count as existing.
+    """
+    users = existing_user_ids({row[1] for row in rows}) | pending_user_ids
+    products = existing_product_ids({row[2] for row in rows}) | pending_product_ids
+    errors = {}
+    for position, row in enumerate(rows):
+        if row[1] not in users or row[2] not in products:
+            errors[position] = rules.check_references(row[1], row[2], users, products)
+    return errors
+
+
+def orders_bulk_insert(
+    rows: Sequence[OrderRow],
+    *,
+    ids_above: int = 0,
+    pending_user_ids: AbstractSet[int] = frozenset(),
+    pending_product_ids: AbstractSet[int] = frozenset(),
+) -> tuple[list[int | None], dict[int, dict[str, list[str]]]]:
+    """Check references and insert checked order rows in one orders transaction (bulk ingest).
+
+    Returns each row's stored id (``None`` if it was not written) and, by row position, the
+    reference errors of the rows that were refused; a ``None`` without errors is a duplicate id.
+    """
+    with transaction.atomic(using=ORDERS_DB):
+        lock_for_checked_insert(ORDERS_DB, ORDERS_TABLE)
+        errors = reference_errors(
+            rows, pending_user_ids=pending_user_ids, pending_product_ids=pending_product_ids
+        )
+        accepted = [row for position, row in enumerate(rows) if position not in errors]
+        stored = iter(bulk.insert_new_in_transaction(Order, accepted, ids_above=ids_above))
+    ids = [None if position in errors else next(stored) for position in range(len(rows))]
+    return ids, errors
+
+
 @contextmanager
 def _hold_references(field: str, ids: Collection[int]) -> Iterator[dict[str, int]]:
     with transaction.atomic(using=ORDERS_DB):
@@ -73,3 +121,14 @@ def hold_user_references(ids: Collection[int]):
 def hold_product_references(ids: Collection[int]):
     """Deletion guard for products (see ``common.references``): orders per product, locked."""
     return _hold_references("product_id", ids)
+
+
+def orders_delete_ids(ids: Sequence[int]) -> None:
+    """Delete orders by id: only to undo a failed atomic ingest."""
+    with transaction.atomic(using=ORDERS_DB):
+        bulk.delete_ids(Order, ids)
+
+
+def lock_orders_for_checked_insert() -> None:
+    """Take the lock an order writer takes before checking references (inside a transaction)."""
+    lock_for_checked_insert(ORDERS_DB, ORDERS_TABLE)

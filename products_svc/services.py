@@ -1,9 +1,11 @@
 """Writes to the products database. Callers pass values already checked by ``rules``."""
 
+from collections.abc import Sequence
 from decimal import Decimal
 
 from django.db import transaction
 
+from common import bulk
 from common.exceptions import RecordNotFound
 from common.references import guard_deletion
 from products_svc.models import PRODUCTS_DB, Product
@@ -28,3 +30,19 @@ def product_delete(product: Product) -> None:
     """Delete a product no order points at; raise ``RecordReferenced`` (409) otherwise."""
     with guard_deletion("products", [product.id]), transaction.atomic(using=PRODUCTS_DB):
         Product.objects.filter(id=product.id).delete()
+
+
+def products_bulk_insert(
+    rows: Sequence[tuple[int | None, str, Decimal]], *, ids_above: int = 0
+) -> list[int | None]:
+    """Insert checked ``(id or None, name, price)`` rows in one transaction (bulk ingest).
+
+    Returns each row's stored id, or ``None`` where its explicit id already exists.
+    """
+    return bulk.insert_new(Product, rows, ids_above=ids_above)
+
+
+def products_delete_ids(ids: Sequence[int]) -> None:
+    """Delete products by id without the reference guard: only to undo a failed atomic ingest."""
+    with transaction.atomic(using=PRODUCTS_DB):
+        bulk.delete_ids(Product, ids)

@@ -1,7 +1,10 @@
 """Writes to the users database. Callers pass values already checked by ``rules.check_user``."""
 
+from collections.abc import Sequence
+
 from django.db import transaction
 
+from common import bulk
 from common.exceptions import RecordNotFound
 from common.references import guard_deletion
 from users_svc.models import USERS_DB, User
@@ -26,3 +29,19 @@ def user_delete(user: User) -> None:
     """Delete a user no order points at; raise ``RecordReferenced`` (409) otherwise."""
     with guard_deletion("users", [user.id]), transaction.atomic(using=USERS_DB):
         User.objects.filter(id=user.id).delete()
+
+
+def users_bulk_insert(
+    rows: Sequence[tuple[int | None, str, str]], *, ids_above: int = 0
+) -> list[int | None]:
+    """Insert checked ``(id or None, name, email)`` rows in one transaction (bulk ingest).
+
+    Returns each row's stored id, or ``None`` where its explicit id already exists.
+    """
+    return bulk.insert_new(User, rows, ids_above=ids_above)
+
+
+def users_delete_ids(ids: Sequence[int]) -> None:
+    """Delete users by id without the reference guard: only to undo a failed atomic ingest."""
+    with transaction.atomic(using=USERS_DB):
+        bulk.delete_ids(User, ids)

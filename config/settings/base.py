@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "users_svc",
     "products_svc",
     "orders_svc",
+    "ingest",
 ]
 
 MIDDLEWARE = [
@@ -105,6 +106,24 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
+
+# --- Bulk ingest (POST /ingest/) --------------------------------------------------------------
+INGEST_MAX_RECORDS = env_int("INGEST_MAX_RECORDS", 500_000, minimum=1)
+INGEST_MAX_BODY_BYTES = env_int("INGEST_MAX_BODY_BYTES", 64 * 1024 * 1024, minimum=1024)
+# Records per chunk; each chunk is one transaction on its database.
+INGEST_CHUNK_SIZE = env_int("INGEST_CHUNK_SIZE", 10_000, minimum=1)
+# Write users and products on their own threads while the next records are checked. Off: every
+# write runs in the request's thread (slower; the benchmark compares both).
+INGEST_WRITER_THREADS = env_bool("INGEST_WRITER_THREADS", True)
+# Writer threads per PostgreSQL database (SQLite always gets one: one writer per file).
+INGEST_WRITERS_PER_DATABASE = env_int("INGEST_WRITERS_PER_DATABASE", 2, minimum=1)
+# How long an Idempotency-Key is remembered, and how long a request holding one may run before
+# another request with the same key may take over (the first is presumed dead).
+INGEST_IDEMPOTENCY_TTL = env_int("INGEST_IDEMPOTENCY_TTL", 24 * 60 * 60, minimum=1)
+INGEST_IDEMPOTENCY_LOCK_TIMEOUT = env_int("INGEST_IDEMPOTENCY_LOCK_TIMEOUT", 15 * 60, minimum=1)
+# Django refuses bodies above this when read through request.body; the ingest endpoint reads
+# its body itself against INGEST_MAX_BODY_BYTES, and other JSON endpoints against this.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("API_MAX_BODY_BYTES", INGEST_MAX_BODY_BYTES, minimum=1024)
 
 # --- REST API ------------------------------------------------------------------------------
 API_PAGE_SIZE = env_int("API_PAGE_SIZE", 50, minimum=1)

@@ -1,0 +1,485 @@
+"""The bulk ingest engine: every record of a batch comes out inserted, or skipped with reasons.
+
+How a batch flows (the default mode)::
+
+    main thread                      users writer           products writer        orders writer
+    check users (rules) ── chunks ─▶ insert chunk 1, 2, …
+    check products ─────── chunks ────────────────────────▶ insert chunk 1, 2, …
+    check orders' fields
+    wait for both writers ◀───────────────────────────────────────┘
+    orders ─────────────── chunks ──────────────────────────────────────────────────▶ check users
+                                                                                      and products
+                                                                                      exist, insert
+
+* Every record is checked by its service's own rules (``users_svc.rules.check_user`` …), the
+  same functions the single-record endpoints use.
+* Writes go through the services (``users_bulk_insert`` …) in chunks of ``INGEST_CHUNK_SIZE``
+  records, each chunk its own transaction, on one writer thread per database (SQLite has one
+  writer per file). The threads pay because a chunk is written with multi-row statements during
+  which the driver releases the GIL (see ``common.bulk``): the users and products files are
+  written in parallel while the main thread checks the next records.
+* Orders are checked after users and products are written, so an order may point at a user or
+  product inserted earlier in the same batch, but not at one that was skipped. References cost
+  one query per chunk per database (``existing_user_ids``/``existing_product_ids``).
+* An explicit ``id`` that already exists, or that an earlier valid record of the batch has, is
+  skipped as a duplicate. Records without an id get one above every id in use and every
+  explicit id of the batch.
+
+``dry_run`` checks everything (including duplicates and references) and writes nothing.
+``atomic`` writes nothing unless every record is valid; see :func:`_ingest_atomic` for what is
+guaranteed across the three databases.
+"""
+
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from operator import attrgetter
+from typing import Any
+
+from django.conf import settings
+from django.db import DatabaseError, transaction
+
+from common.validation import UNSET, Invalid, clean_id
+from ingest.records import Batch, OrderRecord, ProductRecord, UserRecord
+from ingest.writers import WriterPool, writers_for
+from orders_svc import rules as order_rules
+from orders_svc import services as order_services
+from orders_svc.models import ORDERS_DB
+from orders_svc.selectors import existing_order_ids
+from products_svc import rules as product_rules
+from products_svc import services as product_services
+from products_svc.models import PRODUCTS_DB
+from products_svc.selectors import existing_product_ids
+from users_svc import rules as user_rules
+from users_svc import services as user_services
+from users_svc.models import USERS_DB
+from users_svc.selectors import existing_user_ids
+
+Reasons = dict[str, list[str]]
+Row = tuple[Any, ...]
+
+_JSON_TYPE_NAMES = {
+    list: "array",
+    str: "string",
+    int: "number",
+    float: "number",
+    bool: "boolean",
+    type(None): "null",
+}
+
+
+@dataclass(frozen=True)
+class Resource:
+    """How one kind of record is checked and written."""
+
+    name: str  # "users": the key in the request and the response
+    singular: str  # "user": used in messages
+    alias: str  # the service's database
+    record_type: type
+    fields: tuple[str, ...]  # the rule's arguments, in order
+    rule: Callable[..., tuple[Row | None, Reasons | None]]
+
+
+USERS = Resource("users", "user", USERS_DB, UserRecord, ("name", "email"), user_rules.check_user)
+PRODUCTS = Resource(
+    "products",
+    "product",
+    PRODUCTS_DB,
+    ProductRecord,
+    ("name", "price"),
+    product_rules.check_product,
+)
+ORDERS = Resource(
+    "orders",
+    "order",
+    ORDERS_DB,
+    OrderRecord,
+    ("user_id", "product_id", "quantity"),
+    order_rules.check_order,
+)
+
+
+@dataclass
+class Checked:
+    """The records of one resource after their own rules: rows to write, and the skipped."""
+
+    resource: Resource
+    received: int
+    rows: list[Row] = field(default_factory=list)  # (id or None, *values), ready to write
+    positions: list[int] = field(default_factory=list)  # request index of each row
+    skipped: list[tuple[int, Any, Reasons]] = field(default_factory=list)  # (index, id, reasons)
+    ids_above: int = 0  # the largest explicit id among the rows
+
+    def chunks(self, size: int):
+        """(first row number, rows) per chunk of at most ``size`` rows."""
+        for start in range(0, len(self.rows), size):
+            yield start, self.rows[start : start + size]
+
+
+@dataclass
+class ResourceResult:
+    """What happened to the records of one resource: the response's per-type section."""
+
+    received: int
+    inserted_ids: list[int] = field(default_factory=list)
+    skipped: list[tuple[int, Any, Reasons]] = field(default_factory=list)  # (index, id, reasons)
+    failed_writes: int = 0  # valid records skipped because their database failed
+
+    @property
+    def valid(self) -> int:
+        """Records that passed every check (in a dry run: the ones that would be inserted)."""
+        return self.received - len(self.skipped) + self.failed_writes
+
+    def as_dict(self) -> dict[str, Any]:
+        self.skipped.sort(key=lambda skip: skip[0])
+        return {
+            "received": self.received,
+            "valid": self.valid,
+            "inserted": len(self.inserted_ids),
+            "skipped": len(self.skipped),
+            "inserted_ids": self.inserted_ids,
+            "skipped_records": [
+                {"index": index, "id": record_id, "reasons": reasons}
+                for index, record_id, reasons in self.skipped
+            ],
+        }
+
+
+@dataclass
+class IngestResult:
+    """The outcome of one batch; ``as_dict()`` is the response body."""
+
+    users: ResourceResult
+    products: ResourceResult
+    orders: ResourceResult
+    dry_run: bool = False
+    atomic: bool = False
+    rejected: bool = False  # atomic mode refused the whole batch
+    seconds: float = 0.0
+    detail: str | None = None
+
+    @property
+    def sections(self) -> tuple[ResourceResult, ResourceResult, ResourceResult]:
+        return self.users, self.products, self.orders
+
+    @property
+    def errors(self) -> bool:
+        return any(section.skipped for section in self.sections)
+
+    def as_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "errors": self.errors,
+            "took_ms": round(self.seconds * 1000),
+            "dry_run": self.dry_run,
+            "atomic": self.atomic,
+            "committed": not self.dry_run and not self.rejected,
+        }
+        if self.detail:
+            body["detail"] = self.detail
+        body.update(
+            users=self.users.as_dict(),
+            products=self.products.as_dict(),
+            orders=self.orders.as_dict(),
+        )
+        return body
+
+
+class WriteFailed(Exception):
+    """An atomic batch could not be written; the message says what is left (a 503)."""
+
+
+# --- checking ---------------------------------------------------------------------------------
+
+
+def check_records(records: Sequence[Any], resource: Resource) -> Checked:
+    """Apply the resource's rules to each record; no database is touched.
+
+    This loop runs once per record of every batch (hundreds of thousands per second), so it
+    sticks to local names and early exits.
+    """
+    checked = Checked(resource, received=len(records))
+    rows, positions, skipped = checked.rows, checked.positions, checked.skipped
+    record_type, rule, singular = resource.record_type, resource.rule, resource.singular
+    values_of = attrgetter(*resource.fields)
+    claimed: dict[int, int] = {}  # explicit id -> index of the valid record that has it
+    ids_above = 0
+    for index, record in enumerate(records):
+        if type(record) is not record_type:
+            kind = _JSON_TYPE_NAMES.get(type(record), type(record).__name__)
+            skipped.append(
+                (index, None, {"non_field_errors": [f"Expected a JSON object, got {kind}."]})
+            )
+            continue
+        values, errors = rule(*values_of(record))
+        raw_id = record.id
+        record_id = None
+        if raw_id is not UNSET and raw_id is not None:
+            if type(raw_id) is int and 0 < raw_id <= 9223372036854775807:
+                record_id = raw_id
+            else:
+                record_id = clean_id(raw_id)
+                if type(record_id) is Invalid:
+                    errors = {"id": [record_id.message], **(errors or {})}
+                    skipped.append((index, _reportable(raw_id), errors))
+                    continue
+            if errors is None and record_id in claimed:
+                errors = {
+                    "id": [
+                        f"Duplicate id: the {singular} at index {claimed[record_id]} "
+                        "has the same id."
+                    ]
+                }
+        if errors:
+            skipped.append((index, record_id, errors))
+            continue
+        if record_id is not None:
+            claimed[record_id] = index
+            if record_id > ids_above:
+                ids_above = record_id
+        rows.append((record_id, *values))
+        positions.append(index)
+    checked.ids_above = ids_above
+    return checked
+
+
+def _reportable(raw_id: Any) -> Any:
+    """An id as the response can show it: JSON scalars as they came, anything else as text."""
+    if isinstance(raw_id, str | int | float | bool) and (
+        not isinstance(raw_id, int) or -(2**63) <= raw_id < 2**64
+    ):
+        return raw_id
+    return repr(raw_id)[:100]
+
+
+# --- writing ----------------------------------------------------------------------------------
+
+
+def _duplicate_reason(resource: Resource, record_id: int) -> Reasons:
+    return {"id": [f"Duplicate id: a {resource.singular} with id {record_id} already exists."]}
+
+
+def _write_failed_reason(resource: Resource, exc: BaseException) -> Reasons:
+    return {
+        "non_field_errors": [
+            f"Not written: the {resource.name} database failed ({type(exc).__name__}: {exc}). "
+            "Nothing of this chunk was written; send these records again."
+        ]
+    }
+
+
+def _collect(
+    checked: Checked, outcomes: list[tuple[int, list[Row], Future]], result: ResourceResult
+) -> None:
+    """Fold the writers' per-chunk outcomes into ``result`` (inserted ids in request order)."""
+    resource = checked.resource
+    for start, chunk, future in outcomes:
+        try:
+            outcome = future.result()
+        except DatabaseError as exc:
+            reason = _write_failed_reason(resource, exc)
+            for offset, row in enumerate(chunk):
+                result.skipped.append((checked.positions[start + offset], row[0], reason))
+            result.failed_writes += len(chunk)
+            continue
+        ids, reference_errors = outcome if isinstance(outcome, tuple) else (outcome, {})
+        for offset, stored_id in enumerate(ids):
+            if stored_id is not None:
+                result.inserted_ids.append(stored_id)
+                continue
+            row_id = chunk[offset][0]
+            reasons = reference_errors.get(offset) or _duplicate_reason(resource, row_id)
+            result.skipped.append((checked.positions[start + offset], row_id, reasons))
+
+
+def _submit(pool: WriterPool, writer: Callable, checked: Checked, **extra: Any):
+    size = settings.INGEST_CHUNK_SIZE
+    return [
+        (start, chunk, pool.submit(writer, chunk, ids_above=checked.ids_above, **extra))
+        for start, chunk in checked.chunks(size)
+    ]
+
+
+def _result_of(checked: Checked) -> ResourceResult:
+    return ResourceResult(received=checked.received, skipped=list(checked.skipped))
+
+
+def ingest(batch: Batch, *, dry_run: bool = False, atomic: bool = False) -> IngestResult:
+    """Run a batch through the pipeline (see the module docstring)."""
+    started = time.perf_counter()
+    if dry_run or atomic:
+        result = _ingest_checked_first(batch, dry_run=dry_run)
+    else:
+        result = _ingest_streaming(batch)
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _ingest_streaming(batch: Batch) -> IngestResult:
+    with ExitStack() as stack:
+        pools = {
+            alias: stack.enter_context(WriterPool(alias, writers_for(alias)))
+            for alias in (USERS_DB, PRODUCTS_DB, ORDERS_DB)
+        }
+        users = check_records(batch.users, USERS)
+        batch.users = []  # the rows hold what is needed; let the decoded records go
+        user_chunks = _submit(pools[USERS_DB], user_services.users_bulk_insert, users)
+        products = check_records(batch.products, PRODUCTS)
+        batch.products = []
+        product_chunks = _submit(
+            pools[PRODUCTS_DB], product_services.products_bulk_insert, products
+        )
+        orders = check_records(batch.orders, ORDERS)
+        batch.orders = []
+
+        users_result, products_result = _result_of(users), _result_of(products)
+        _collect(users, user_chunks, users_result)
+        _collect(products, product_chunks, products_result)
+        orders_result = _result_of(orders)
+        order_chunks = _submit(pools[ORDERS_DB], order_services.orders_bulk_insert, orders)
+        _collect(orders, order_chunks, orders_result)
+    return IngestResult(users_result, products_result, orders_result)
+
+
+# --- dry runs and atomic batches --------------------------------------------------------------
+
+
+class _Rejected(Exception):
+    """Raised inside the atomic transactions to roll all of them back."""
+
+
+def _check_duplicates(
+    checked: Checked, existing: Callable[[set[int]], set[int]], result: ResourceResult
+) -> set[int]:
+    """Skip rows whose explicit id exists (one query per chunk); return the ids that remain."""
+    kept: set[int] = set()
+    for start, chunk in checked.chunks(settings.INGEST_CHUNK_SIZE):
+        taken = existing({row[0] for row in chunk if row[0] is not None})
+        for offset, row in enumerate(chunk):
+            if row[0] in taken:
+                reasons = _duplicate_reason(checked.resource, row[0])
+                result.skipped.append((checked.positions[start + offset], row[0], reasons))
+            elif row[0] is not None:
+                kept.add(row[0])
+    return kept
+
+
+def _validate_against_databases(
+    users: Checked, products: Checked, orders: Checked, results: IngestResult
+) -> None:
+    """The checks that need the databases, for every row: duplicate ids and references.
+
+    An order may point at a user or product of the same batch that passed its checks.
+    """
+    user_ids = _check_duplicates(users, existing_user_ids, results.users)
+    product_ids = _check_duplicates(products, existing_product_ids, results.products)
+    for start, chunk in orders.chunks(settings.INGEST_CHUNK_SIZE):
+        reference_errors = order_services.reference_errors(
+            chunk, pending_user_ids=user_ids, pending_product_ids=product_ids
+        )
+        taken = existing_order_ids({row[0] for row in chunk if row[0] is not None})
+        for offset, row in enumerate(chunk):
+            reasons = reference_errors.get(offset)
+            if reasons is None and row[0] in taken:
+                reasons = _duplicate_reason(ORDERS, row[0])
+            if reasons:
+                results.orders.skipped.append((orders.positions[start + offset], row[0], reasons))
+
+
+def _ingest_checked_first(batch: Batch, *, dry_run: bool) -> IngestResult:
+    """Check everything before writing anything: the dry-run and atomic modes.
+
+    Atomic mode holds all three databases' write locks for the whole batch (taken in the global
+    order orders, products, users, as deletion guards do, so they cannot deadlock), checks every
+    record under them, and writes only if all are valid. The three transactions then commit one
+    after another: users, products, orders. There is no two-phase commit across databases: if a
+    commit fails after an earlier one succeeded (a disk or network error in between), the rows
+    the earlier commits wrote are deleted again (compensation) and the response is a 503 that
+    says so; if even that fails, the 503 lists the ids left behind.
+    """
+    users = check_records(batch.users, USERS)
+    products = check_records(batch.products, PRODUCTS)
+    orders = check_records(batch.orders, ORDERS)
+    batch.users = batch.products = batch.orders = []
+    results = IngestResult(
+        _result_of(users),
+        _result_of(products),
+        _result_of(orders),
+        dry_run=dry_run,
+        atomic=not dry_run,
+    )
+    if dry_run:
+        _validate_against_databases(users, products, orders, results)
+        return results
+
+    committed: list[str] = []
+    try:
+        with ExitStack() as stack:
+            for alias in (ORDERS_DB, PRODUCTS_DB, USERS_DB):
+                stack.enter_context(transaction.atomic(using=alias))
+                transaction.on_commit(lambda alias=alias: committed.append(alias), using=alias)
+            order_services.lock_orders_for_checked_insert()
+            _validate_against_databases(users, products, orders, results)
+            if results.errors:
+                raise _Rejected
+            _write_in_caller_transactions(users, products, orders, results)
+    except _Rejected:
+        results.rejected = True
+        invalid = sum(len(section.skipped) for section in results.sections)
+        results.detail = f"atomic=true: nothing was written because {invalid} records are invalid."
+        return results
+    except DatabaseError as exc:
+        raise WriteFailed(_compensate(committed, results, exc)) from exc
+    return results
+
+
+def _write_in_caller_transactions(
+    users: Checked, products: Checked, orders: Checked, results: IngestResult
+) -> None:
+    """Write every row in the transactions the caller holds (atomic mode, one thread)."""
+    inline = WriterPool("inline", 0)
+    _collect(users, _submit(inline, user_services.users_bulk_insert, users), results.users)
+    _collect(
+        products, _submit(inline, product_services.products_bulk_insert, products), results.products
+    )
+    pending = {
+        "pending_user_ids": frozenset(results.users.inserted_ids),
+        "pending_product_ids": frozenset(results.products.inserted_ids),
+    }
+    _collect(
+        orders,
+        _submit(inline, order_services.orders_bulk_insert, orders, **pending),
+        results.orders,
+    )
+    failed = [section for section in results.sections if section.failed_writes]
+    if failed:
+        reason = failed[0].skipped[-1][2]["non_field_errors"][0]
+        raise WriteFailed(f"atomic=true: nothing was written. {reason}")
+
+
+def _compensate(committed: list[str], results: IngestResult, exc: Exception) -> str:
+    """Delete what earlier commits of an atomic batch wrote after a later commit failed."""
+    if not committed:
+        return f"atomic=true: nothing was written; a database failed ({exc})."
+    undo = {
+        USERS_DB: (user_services.users_delete_ids, results.users),
+        PRODUCTS_DB: (product_services.products_delete_ids, results.products),
+        ORDERS_DB: (order_services.orders_delete_ids, results.orders),
+    }
+    left_behind = {}
+    for alias in committed:
+        delete, section = undo[alias]
+        try:
+            delete(section.inserted_ids)
+        except DatabaseError:
+            left_behind[alias] = section.inserted_ids
+    if left_behind:
+        return (
+            f"atomic=true: a database failed while committing ({exc}), and undoing the "
+            f"earlier commits failed too; these ids were left behind: {left_behind}."
+        )
+    return (
+        f"atomic=true: a database failed while committing ({exc}); the rows already "
+        f"committed in {', '.join(committed)} were deleted again, so nothing was kept."
+    )

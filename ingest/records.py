@@ -1,0 +1,84 @@
+"""Decoding an ingest body: ``{"users": [...], "products": [...], "orders": [...]}``.
+
+The body is decoded with msgspec straight into small record structs: no intermediate document
+tree and no dict per record, which takes about a third of the memory orjson needs for the same
+body and half the time. Every field is typed ``Any`` on purpose: a wrong type in one record must
+skip that record with a reason, not reject the whole batch, so the type checks are the services'
+rules. A record that is not a JSON object at all decodes as the raw value, and is skipped too.
+
+What does reject the whole body (a 400): malformed JSON, a top level that is not an object, a
+top-level key other than the three, a list that is not a list, nesting deeper than Python can
+follow, and numbers beyond the range of a double.
+"""
+
+from typing import Any
+
+import msgspec
+from msgspec import UNSET
+
+
+class UserRecord(msgspec.Struct, gc=False):
+    id: Any = UNSET
+    name: Any = UNSET
+    email: Any = UNSET
+
+
+class ProductRecord(msgspec.Struct, gc=False):
+    id: Any = UNSET
+    name: Any = UNSET
+    price: Any = UNSET
+
+
+class OrderRecord(msgspec.Struct, gc=False):
+    id: Any = UNSET
+    user_id: Any = UNSET
+    product_id: Any = UNSET
+    quantity: Any = UNSET
+
+
+# A record that is not an object: decoded as itself, so it can be skipped with a reason.
+NotAnObject = list | str | int | float | bool | None
+
+
+class Batch(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    users: list[UserRecord | NotAnObject] = []
+    products: list[ProductRecord | NotAnObject] = []
+    orders: list[OrderRecord | NotAnObject] = []
+
+    def __len__(self) -> int:
+        return len(self.users) + len(self.products) + len(self.orders)
+
+
+class BatchError(ValueError):
+    """The body is not a batch at all; the message says why (a 400)."""
+
+
+_decoder = msgspec.json.Decoder(Batch)
+
+
+def decode_batch(body: bytes) -> Batch:
+    """Decode a JSON body into a :class:`Batch`, or raise :class:`BatchError`."""
+    if not body.strip():
+        raise BatchError(
+            'The body is empty; send a JSON object like {"users": [], "products": [], '
+            '"orders": []}.'
+        )
+    try:
+        return _decoder.decode(body)
+    except msgspec.ValidationError as exc:
+        raise BatchError(
+            f"{exc}. The body must be a JSON object with any of the keys users, products and "
+            "orders, each a list of records."
+        ) from None
+    except msgspec.DecodeError as exc:
+        message = str(exc)
+        if not message.startswith("JSON is malformed"):
+            message = f"JSON is malformed: {message}"  # e.g. "Input data was truncated"
+        raise BatchError(message) from None
+    except RecursionError:
+        raise BatchError("JSON is nested too deeply.") from None
+
+
+def batch_from_lists(**lists: list[Any]) -> Batch:
+    """A batch from already-parsed lists of dicts (fixtures, tests): same types as decoding."""
+    return msgspec.convert(lists, Batch, strict=True)

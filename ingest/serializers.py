@@ -1,0 +1,145 @@
+"""The shapes of ``POST /ingest/`` for the OpenAPI schema (the view does not use them to parse:
+records are checked one by one by the services' rules, so one bad record never fails the batch).
+"""
+
+from drf_spectacular.utils import OpenApiExample
+from rest_framework import serializers
+
+from orders_svc.serializers import OrderSerializer
+from products_svc.serializers import ProductSerializer
+from users_svc.serializers import UserSerializer
+
+_ID_HELP = (
+    "Optional. Without it the service assigns one; with it, a record whose id already exists "
+    "(or repeats in the batch) is skipped as a duplicate."
+)
+
+
+class IngestUserSerializer(UserSerializer):
+    id = serializers.IntegerField(required=False, min_value=1, help_text=_ID_HELP)
+
+
+class IngestProductSerializer(ProductSerializer):
+    id = serializers.IntegerField(required=False, min_value=1, help_text=_ID_HELP)
+
+
+class IngestOrderSerializer(OrderSerializer):
+    id = serializers.IntegerField(required=False, min_value=1, help_text=_ID_HELP)
+
+
+class IngestRequestSerializer(serializers.Serializer):
+    users = IngestUserSerializer(many=True, required=False)
+    products = IngestProductSerializer(many=True, required=False)
+    orders = IngestOrderSerializer(
+        many=True,
+        required=False,
+        help_text="Checked after users and products are written: an order may point at a user "
+        "or product inserted earlier in the same batch.",
+    )
+
+
+class SkippedRecordSerializer(serializers.Serializer):
+    index = serializers.IntegerField(help_text="Position of the record in its list.")
+    id = serializers.JSONField(allow_null=True, help_text="The record's id, if it had one.")
+    reasons = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()),
+        help_text="Messages per field, as the single-record endpoints give them.",
+    )
+
+
+class ResourceResultSerializer(serializers.Serializer):
+    received = serializers.IntegerField()
+    valid = serializers.IntegerField(help_text="Passed every check (dry run: would be inserted).")
+    inserted = serializers.IntegerField()
+    skipped = serializers.IntegerField()
+    inserted_ids = serializers.ListField(
+        child=serializers.IntegerField(),
+        help_text="Ids of the inserted records, in request order: the n-th record that was not "
+        "skipped got the n-th id.",
+    )
+    skipped_records = SkippedRecordSerializer(many=True)
+
+
+class IngestResponseSerializer(serializers.Serializer):
+    errors = serializers.BooleanField(help_text="True if any record was skipped.")
+    took_ms = serializers.IntegerField()
+    dry_run = serializers.BooleanField()
+    atomic = serializers.BooleanField()
+    committed = serializers.BooleanField(
+        help_text="False for a dry run or a rejected atomic batch."
+    )
+    detail = serializers.CharField(required=False)
+    users = ResourceResultSerializer()
+    products = ResourceResultSerializer()
+    orders = ResourceResultSerializer()
+
+
+REQUEST_EXAMPLE = OpenApiExample(
+    "A small batch",
+    request_only=True,
+    value={
+        "users": [
+            {"id": 1, "name": "Alice", "email": "alice@example.com"},
+            {"id": 10, "name": "", "email": "jane@example.com"},
+        ],
+        "products": [
+            {"id": 1, "name": "Laptop", "price": 1000.0},
+            {"id": 10, "name": "Earbuds", "price": -50.0},
+        ],
+        "orders": [
+            {"id": 1, "user_id": 1, "product_id": 1, "quantity": 2},
+            {"id": 10, "user_id": 10, "product_id": 11, "quantity": 2},
+        ],
+    },
+)
+
+
+def _section(inserted_ids, skipped_records):
+    return {
+        "received": len(inserted_ids) + len(skipped_records),
+        "valid": len(inserted_ids),
+        "inserted": len(inserted_ids),
+        "skipped": len(skipped_records),
+        "inserted_ids": inserted_ids,
+        "skipped_records": skipped_records,
+    }
+
+
+RESPONSE_EXAMPLE = OpenApiExample(
+    "Its result",
+    response_only=True,
+    status_codes=["200"],
+    value={
+        "errors": True,
+        "took_ms": 4,
+        "dry_run": False,
+        "atomic": False,
+        "committed": True,
+        "users": _section(
+            [1], [{"index": 1, "id": 10, "reasons": {"name": ["This field may not be blank."]}}]
+        ),
+        "products": _section(
+            [1],
+            [
+                {
+                    "index": 1,
+                    "id": 10,
+                    "reasons": {"price": ["Ensure this value is greater than 0."]},
+                }
+            ],
+        ),
+        "orders": _section(
+            [1],
+            [
+                {
+                    "index": 1,
+                    "id": 10,
+                    "reasons": {
+                        "user_id": ["User 10 does not exist."],
+                        "product_id": ["Product 11 does not exist."],
+                    },
+                }
+            ],
+        ),
+    },
+)
