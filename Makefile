@@ -11,7 +11,7 @@ PORT ?= 8000
 # Checks that need settings but no real data use the test settings (scratch databases).
 CHECK_ENV := DJANGO_SETTINGS_MODULE=config.settings.test
 
-.PHONY: run test lint format install install-dev clean
+.PHONY: run test lint format install install-dev bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,10 @@ test: lint
 	$(CHECK_ENV) $(BIN)/python manage.py makemigrations --check --dry-run
 	$(CHECK_ENV) $(BIN)/python manage.py spectacular --validate --fail-on-warn --file /dev/null
 	$(BIN)/pytest
+
+# Not part of `make test`: takes a few minutes and its figures depend on the machine.
+bench: install-dev
+	$(BIN)/python -m bench.ingest_bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .test-data .pytest_cache .ruff_cache .hypothesis

@@ -1,35 +1,42 @@
 """The bulk ingest engine: every record of a batch comes out inserted, or skipped with reasons.
 
-How a batch flows (the default mode)::
+How a batch flows (the default mode); each arrow is a chunk of ``INGEST_CHUNK_SIZE`` rows::
 
-    main thread                      users writer           products writer        orders writer
-    check users (rules) ── chunks ─▶ insert chunk 1, 2, …
-    check products ─────── chunks ────────────────────────▶ insert chunk 1, 2, …
-    check orders' fields
-    wait for both writers ◀───────────────────────────────────────┘
-    orders ─────────────── chunks ──────────────────────────────────────────────────▶ check users
-                                                                                      and products
-                                                                                      exist, insert
+    main thread           orders writer             users writer          products writer
+    check orders ───────▶ BEGIN (orders locked)
+                          insert chunk 1, 2, …
+    check users ─────────────────────────────────▶ insert + commit
+                                                     chunk 1, 2, …
+    check products ───────────────────────────────────────────────────────▶ insert + commit
+                                                                            chunk 1, 2, …
+    wait for users and products; hand their inserted ids to the orders writer
+                          check every order's user and product exist (ids this batch
+                          inserted are known; others: one query per chunk per database),
+                          delete the orders that point nowhere, COMMIT
 
 * Every record is checked by its service's own rules (``users_svc.rules.check_user`` …), the
   same functions the single-record endpoints use.
-* Writes go through the services (``users_bulk_insert`` …) in chunks of ``INGEST_CHUNK_SIZE``
-  records, each chunk its own transaction, on one writer thread per database (SQLite has one
-  writer per file). The threads pay because a chunk is written with multi-row statements during
-  which the driver releases the GIL (see ``common.bulk``): the users and products files are
-  written in parallel while the main thread checks the next records.
+* Writes go through the services (``users_bulk_insert`` …), one writer thread per database
+  (SQLite has one writer per file); each users and products chunk is its own transaction.
+  The threads pay because a chunk goes to SQLite as a single statement during which the driver
+  holds no GIL (see ``common.bulk``): the three files are written on the second core while the
+  main thread checks the next records in Python.
 * Orders are checked after users and products are written, so an order may point at a user or
-  product inserted earlier in the same batch, but not at one that was skipped. References cost
-  one query per chunk per database (``existing_user_ids``/``existing_product_ids``).
+  product inserted earlier in the same batch, but not at one that was skipped. To overlap the
+  costly part (the orders table and its two indexes) with the rest, the orders are inserted
+  first in one transaction that holds the orders lock, and only checked, pruned and committed
+  once the users and products are; nobody sees them before. Holding the orders lock also keeps
+  deletions of users and products out for that time (see ``common.references``).
 * An explicit ``id`` that already exists, or that an earlier valid record of the batch has, is
   skipped as a duplicate. Records without an id get one above every id in use and every
   explicit id of the batch.
 
 ``dry_run`` checks everything (including duplicates and references) and writes nothing.
-``atomic`` writes nothing unless every record is valid; see :func:`_ingest_atomic` for what is
-guaranteed across the three databases.
+``atomic`` writes nothing unless every record is valid; see :func:`_ingest_checked_first` for
+what is guaranteed across the three databases.
 """
 
+import queue
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
@@ -41,13 +48,14 @@ from typing import Any
 from django.conf import settings
 from django.db import DatabaseError, transaction
 
-from common.validation import UNSET, Invalid, clean_id
+from common.exceptions import RecordReferenced
+from common.validation import MAX_BIGINT, UNSET, Invalid, clean_id
 from ingest.records import Batch, OrderRecord, ProductRecord, UserRecord
 from ingest.writers import WriterPool, writers_for
 from orders_svc import rules as order_rules
 from orders_svc import services as order_services
 from orders_svc.models import ORDERS_DB
-from orders_svc.selectors import existing_order_ids
+from orders_svc.selectors import deletion_epoch, existing_order_ids
 from products_svc import rules as product_rules
 from products_svc import services as product_services
 from products_svc.models import PRODUCTS_DB
@@ -193,55 +201,100 @@ class WriteFailed(Exception):
 # --- checking ---------------------------------------------------------------------------------
 
 
-def check_records(records: Sequence[Any], resource: Resource) -> Checked:
+def highest_explicit_id(records: Sequence[Any], resource: Resource) -> int:
+    """The largest explicit id in ``records``: ids the database assigns go above it."""
+    highest = 0
+    record_type = resource.record_type
+    for record in records:
+        if type(record) is record_type:
+            raw_id = record.id
+            if type(raw_id) is not int:
+                raw_id = clean_id(raw_id)
+                if type(raw_id) is not int:
+                    continue
+            if raw_id > highest:
+                highest = raw_id
+    return min(highest, MAX_BIGINT)
+
+
+def check_records(
+    records: Sequence[Any],
+    resource: Resource,
+    *,
+    chunk_size: int = 0,
+    on_chunk: Callable[[int, list[Row]], None] | None = None,
+) -> Checked:
     """Apply the resource's rules to each record; no database is touched.
 
-    This loop runs once per record of every batch (hundreds of thousands per second), so it
-    sticks to local names and early exits.
+    With ``on_chunk``, every ``chunk_size`` checked rows are handed over as soon as they are
+    ready (``on_chunk(first row number, rows)``), so that a writer can start on them while the
+    rest is checked. This loop runs once per record of every batch, so it sticks to local names
+    and early exits.
     """
     checked = Checked(resource, received=len(records))
     rows, positions, skipped = checked.rows, checked.positions, checked.skipped
-    record_type, rule, singular = resource.record_type, resource.rule, resource.singular
+    record_type, rule = resource.record_type, resource.rule
     values_of = attrgetter(*resource.fields)
     claimed: dict[int, int] = {}  # explicit id -> index of the valid record that has it
-    ids_above = 0
+    handed_over = 0
+    next_handover = chunk_size if on_chunk is not None else -1
+    max_id = MAX_BIGINT
     for index, record in enumerate(records):
         if type(record) is not record_type:
-            kind = _JSON_TYPE_NAMES.get(type(record), type(record).__name__)
-            skipped.append(
-                (index, None, {"non_field_errors": [f"Expected a JSON object, got {kind}."]})
-            )
+            skipped.append((index, None, _not_an_object(record)))
             continue
         values, errors = rule(*values_of(record))
-        raw_id = record.id
-        record_id = None
-        if raw_id is not UNSET and raw_id is not None:
-            if type(raw_id) is int and 0 < raw_id <= 9223372036854775807:
-                record_id = raw_id
-            else:
-                record_id = clean_id(raw_id)
-                if type(record_id) is Invalid:
-                    errors = {"id": [record_id.message], **(errors or {})}
-                    skipped.append((index, _reportable(raw_id), errors))
+        record_id = record.id
+        if type(record_id) is int and 0 < record_id <= max_id:  # the usual case
+            if errors is None:
+                if record_id not in claimed:
+                    claimed[record_id] = index
+                    rows.append((record_id,) + values)
+                    positions.append(index)
+                    if len(rows) == next_handover:
+                        on_chunk(handed_over, rows[handed_over:])
+                        handed_over, next_handover = next_handover, next_handover + chunk_size
                     continue
+                errors = _repeated_id_reason(resource, claimed[record_id])
+        elif record_id is UNSET or record_id is None:
+            record_id = None
+        else:
+            record_id, errors = _irregular_id(record_id, errors)
             if errors is None and record_id in claimed:
-                errors = {
-                    "id": [
-                        f"Duplicate id: the {singular} at index {claimed[record_id]} "
-                        "has the same id."
-                    ]
-                }
+                errors = _repeated_id_reason(resource, claimed[record_id])
+            elif errors is None:
+                claimed[record_id] = index
         if errors:
             skipped.append((index, record_id, errors))
             continue
-        if record_id is not None:
-            claimed[record_id] = index
-            if record_id > ids_above:
-                ids_above = record_id
-        rows.append((record_id, *values))
+        rows.append((record_id,) + values)
         positions.append(index)
-    checked.ids_above = ids_above
+        if len(rows) == next_handover:
+            on_chunk(handed_over, rows[handed_over:])
+            handed_over, next_handover = next_handover, next_handover + chunk_size
+    if on_chunk is not None and len(rows) > handed_over:
+        on_chunk(handed_over, rows[handed_over:])
+    checked.ids_above = highest_explicit_id(records, resource) if len(rows) > len(claimed) else 0
     return checked
+
+
+def _not_an_object(record: Any) -> Reasons:
+    kind = _JSON_TYPE_NAMES.get(type(record), type(record).__name__)
+    return {"non_field_errors": [f"Expected a JSON object, got {kind}."]}
+
+
+def _repeated_id_reason(resource: Resource, first_index: int) -> Reasons:
+    return {
+        "id": [f"Duplicate id: the {resource.singular} at index {first_index} has the same id."]
+    }
+
+
+def _irregular_id(raw_id: Any, errors: Reasons | None) -> tuple[Any, Reasons | None]:
+    """An id that is not a plain JSON integer in range: cleaned (``"7"``, ``7.0``) or refused."""
+    record_id = clean_id(raw_id)
+    if type(record_id) is Invalid:
+        return _reportable(raw_id), {"id": [record_id.message], **(errors or {})}
+    return record_id, errors
 
 
 def _reportable(raw_id: Any) -> Any:
@@ -269,36 +322,60 @@ def _write_failed_reason(resource: Resource, exc: BaseException) -> Reasons:
     }
 
 
-def _collect(
-    checked: Checked, outcomes: list[tuple[int, list[Row], Future]], result: ResourceResult
+ChunkOutcome = list[int | None] | tuple[list[int | None], dict[int, Reasons]]
+
+
+def _fold(
+    checked: Checked, start: int, chunk: list[Row], outcome: ChunkOutcome, result: ResourceResult
 ) -> None:
-    """Fold the writers' per-chunk outcomes into ``result`` (inserted ids in request order)."""
-    resource = checked.resource
-    for start, chunk, future in outcomes:
+    """Add one written chunk to ``result``: ids in request order, skips with their reasons."""
+    ids, reference_errors = outcome if isinstance(outcome, tuple) else (outcome, {})
+    if None not in ids:  # the common case: every row of the chunk was written
+        result.inserted_ids.extend(ids)
+        return
+    for offset, stored_id in enumerate(ids):
+        if stored_id is not None:
+            result.inserted_ids.append(stored_id)
+            continue
+        row_id = chunk[offset][0]
+        reasons = reference_errors.get(offset) or _duplicate_reason(checked.resource, row_id)
+        result.skipped.append((checked.positions[start + offset], row_id, reasons))
+
+
+def _fold_failure(
+    checked: Checked, start: int, chunk: list[Row], exc: Exception, result: ResourceResult
+) -> None:
+    """A chunk whose transaction failed: every row of it is skipped, saying why."""
+    reason = _write_failed_reason(checked.resource, exc)
+    for offset, row in enumerate(chunk):
+        result.skipped.append((checked.positions[start + offset], row[0], reason))
+    result.failed_writes += len(chunk)
+
+
+def _collect(
+    checked: Checked, submitted: list[tuple[int, list[Row], Future]], result: ResourceResult
+) -> None:
+    """Wait for each chunk's writer and fold its outcome into ``result``."""
+    for start, chunk, future in submitted:
         try:
             outcome = future.result()
         except DatabaseError as exc:
-            reason = _write_failed_reason(resource, exc)
-            for offset, row in enumerate(chunk):
-                result.skipped.append((checked.positions[start + offset], row[0], reason))
-            result.failed_writes += len(chunk)
-            continue
-        ids, reference_errors = outcome if isinstance(outcome, tuple) else (outcome, {})
-        for offset, stored_id in enumerate(ids):
-            if stored_id is not None:
-                result.inserted_ids.append(stored_id)
-                continue
-            row_id = chunk[offset][0]
-            reasons = reference_errors.get(offset) or _duplicate_reason(resource, row_id)
-            result.skipped.append((checked.positions[start + offset], row_id, reasons))
+            _fold_failure(checked, start, chunk, exc, result)
+        else:
+            _fold(checked, start, chunk, outcome, result)
 
 
-def _submit(pool: WriterPool, writer: Callable, checked: Checked, **extra: Any):
-    size = settings.INGEST_CHUNK_SIZE
-    return [
-        (start, chunk, pool.submit(writer, chunk, ids_above=checked.ids_above, **extra))
-        for start, chunk in checked.chunks(size)
-    ]
+def _collect_orders(orders: Checked, written: Future, result: ResourceResult) -> None:
+    """Fold the orders writer's outcome (one transaction for all chunks) into ``result``."""
+    chunks = list(orders.chunks(settings.INGEST_CHUNK_SIZE))
+    try:
+        outcomes = written.result()
+    except DatabaseError as exc:
+        for start, chunk in chunks:
+            _fold_failure(orders, start, chunk, exc, result)
+        return
+    for (start, chunk), outcome in zip(chunks, outcomes, strict=True):
+        _fold(orders, start, chunk, outcome, result)
 
 
 def _result_of(checked: Checked) -> ResourceResult:
@@ -316,30 +393,84 @@ def ingest(batch: Batch, *, dry_run: bool = False, atomic: bool = False) -> Inge
     return result
 
 
+def _check_and_write(
+    records: Sequence[Any], resource: Resource, pool: WriterPool, writer: Callable
+) -> tuple[Checked, list[tuple[int, list[Row], Future]]]:
+    """Check records and hand each full chunk to ``pool`` as soon as it is checked."""
+    submitted: list[tuple[int, list[Row], Future]] = []
+    ids_above: int | None = None  # found only if some record comes without an id
+
+    def write(start: int, rows: list[Row]) -> None:
+        nonlocal ids_above
+        if ids_above is None and any(row[0] is None for row in rows):
+            ids_above = highest_explicit_id(records, resource)
+        submitted.append((start, rows, pool.submit(writer, rows, ids_above=ids_above or 0)))
+
+    checked = check_records(
+        records, resource, chunk_size=settings.INGEST_CHUNK_SIZE, on_chunk=write
+    )
+    return checked, submitted
+
+
 def _ingest_streaming(batch: Batch) -> IngestResult:
+    """The default mode (see the module docstring for the picture)."""
+    size = settings.INGEST_CHUNK_SIZE
+    epoch = deletion_epoch()
+    references: Future = Future()
+    order_chunks: queue.SimpleQueue = queue.SimpleQueue()
     with ExitStack() as stack:
         pools = {
             alias: stack.enter_context(WriterPool(alias, writers_for(alias)))
             for alias in (USERS_DB, PRODUCTS_DB, ORDERS_DB)
         }
-        users = check_records(batch.users, USERS)
-        batch.users = []  # the rows hold what is needed; let the decoded records go
-        user_chunks = _submit(pools[USERS_DB], user_services.users_bulk_insert, users)
-        products = check_records(batch.products, PRODUCTS)
-        batch.products = []
-        product_chunks = _submit(
-            pools[PRODUCTS_DB], product_services.products_bulk_insert, products
+        # Whatever happens below, never leave the orders writer waiting.
+        stack.callback(_abandon, references, order_chunks)
+
+        def write_orders() -> Future:
+            return pools[ORDERS_DB].submit(
+                order_services.orders_bulk_insert,
+                iter(order_chunks.get, None),
+                ids_above=highest_explicit_id(orders_sent, ORDERS),
+                references_ready=references.result,
+            )
+
+        # Orders first: with a writer thread, each chunk of orders is written as soon as it is
+        # checked, and waits, uncommitted, for the users and products it points at; inline, the
+        # orders can only be written after those.
+        orders_sent = batch.orders
+        orders_written = write_orders() if pools[ORDERS_DB].threaded else None
+        orders = check_records(
+            orders_sent, ORDERS, chunk_size=size, on_chunk=lambda _, rows: order_chunks.put(rows)
         )
-        orders = check_records(batch.orders, ORDERS)
-        batch.orders = []
+        order_chunks.put(None)
+        batch.orders = orders_sent = []  # the rows hold what is needed; let the records go
+        users, user_chunks = _check_and_write(
+            batch.users, USERS, pools[USERS_DB], user_services.users_bulk_insert
+        )
+        batch.users = []
+        products, product_chunks = _check_and_write(
+            batch.products, PRODUCTS, pools[PRODUCTS_DB], product_services.products_bulk_insert
+        )
+        batch.products = []
 
         users_result, products_result = _result_of(users), _result_of(products)
         _collect(users, user_chunks, users_result)
         _collect(products, product_chunks, products_result)
+        # What this batch inserted needs no lookup, unless a deletion ran since it began.
+        references.set_result(
+            order_services.KnownReferences(
+                frozenset(users_result.inserted_ids), frozenset(products_result.inserted_ids), epoch
+            )
+        )
         orders_result = _result_of(orders)
-        order_chunks = _submit(pools[ORDERS_DB], order_services.orders_bulk_insert, orders)
-        _collect(orders, order_chunks, orders_result)
+        _collect_orders(orders, orders_written or write_orders(), orders_result)
     return IngestResult(users_result, products_result, orders_result)
+
+
+def _abandon(references: Future, order_chunks: queue.SimpleQueue) -> None:
+    order_chunks.put(None)
+    if not references.done():
+        references.set_exception(RuntimeError("the ingest stopped before its orders were checked"))
 
 
 # --- dry runs and atomic batches --------------------------------------------------------------
@@ -376,7 +507,7 @@ def _validate_against_databases(
     product_ids = _check_duplicates(products, existing_product_ids, results.products)
     for start, chunk in orders.chunks(settings.INGEST_CHUNK_SIZE):
         reference_errors = order_services.reference_errors(
-            chunk, pending_user_ids=user_ids, pending_product_ids=product_ids
+            chunk, known_user_ids=user_ids, known_product_ids=product_ids
         )
         taken = existing_order_ids({row[0] for row in chunk if row[0] is not None})
         for offset, row in enumerate(chunk):
@@ -424,8 +555,12 @@ def _ingest_checked_first(batch: Batch, *, dry_run: bool) -> IngestResult:
             if results.errors:
                 raise _Rejected
             _write_in_caller_transactions(users, products, orders, results)
+            if results.errors:  # refused while writing, though the checks passed: keep nothing
+                raise _Rejected
     except _Rejected:
         results.rejected = True
+        for section in results.sections:
+            section.inserted_ids = []
         invalid = sum(len(section.skipped) for section in results.sections)
         results.detail = f"atomic=true: nothing was written because {invalid} records are invalid."
         return results
@@ -438,41 +573,39 @@ def _write_in_caller_transactions(
     users: Checked, products: Checked, orders: Checked, results: IngestResult
 ) -> None:
     """Write every row in the transactions the caller holds (atomic mode, one thread)."""
-    inline = WriterPool("inline", 0)
-    _collect(users, _submit(inline, user_services.users_bulk_insert, users), results.users)
-    _collect(
-        products, _submit(inline, product_services.products_bulk_insert, products), results.products
+    size = settings.INGEST_CHUNK_SIZE
+    for checked, write, section in (
+        (users, user_services.users_bulk_insert, results.users),
+        (products, product_services.products_bulk_insert, results.products),
+    ):
+        for start, chunk in checked.chunks(size):
+            _fold(checked, start, chunk, write(chunk, ids_above=checked.ids_above), section)
+    known = order_services.KnownReferences(  # inserted in this thread's transactions: they exist
+        frozenset(results.users.inserted_ids), frozenset(results.products.inserted_ids)
     )
-    pending = {
-        "pending_user_ids": frozenset(results.users.inserted_ids),
-        "pending_product_ids": frozenset(results.products.inserted_ids),
-    }
-    _collect(
-        orders,
-        _submit(inline, order_services.orders_bulk_insert, orders, **pending),
-        results.orders,
+    chunks = list(orders.chunks(size))
+    outcomes = order_services.orders_bulk_insert(
+        [chunk for _, chunk in chunks], ids_above=orders.ids_above, references_ready=lambda: known
     )
-    failed = [section for section in results.sections if section.failed_writes]
-    if failed:
-        reason = failed[0].skipped[-1][2]["non_field_errors"][0]
-        raise WriteFailed(f"atomic=true: nothing was written. {reason}")
+    for (start, chunk), outcome in zip(chunks, outcomes, strict=True):
+        _fold(orders, start, chunk, outcome, results.orders)
 
 
 def _compensate(committed: list[str], results: IngestResult, exc: Exception) -> str:
     """Delete what earlier commits of an atomic batch wrote after a later commit failed."""
     if not committed:
         return f"atomic=true: nothing was written; a database failed ({exc})."
-    undo = {
-        USERS_DB: (user_services.users_delete_ids, results.users),
-        PRODUCTS_DB: (product_services.products_delete_ids, results.products),
-        ORDERS_DB: (order_services.orders_delete_ids, results.orders),
+    undo = {  # the deletions go through the reference guards, like any other
+        USERS_DB: (user_services.users_delete_many, results.users),
+        PRODUCTS_DB: (product_services.products_delete_many, results.products),
+        ORDERS_DB: (order_services.orders_delete_many, results.orders),
     }
     left_behind = {}
     for alias in committed:
         delete, section = undo[alias]
         try:
             delete(section.inserted_ids)
-        except DatabaseError:
+        except (DatabaseError, RecordReferenced):
             left_behind[alias] = section.inserted_ids
     if left_behind:
         return (

@@ -36,6 +36,11 @@ class WriterPool:
         for thread in self._threads:
             thread.start()
 
+    @property
+    def threaded(self) -> bool:
+        """False for an inline pool (jobs run in the caller's thread)."""
+        return bool(self._threads)
+
     def submit(self, job: Callable[..., Any], *args: Any, **kwargs: Any) -> Future:
         future: Future = Future()
         if not self._threads:

@@ -26,5 +26,23 @@ class Order(models.Model):
         )
 
 
+class DeletionEpoch(models.Model):
+    """How many times a user or product deletion passed the orders' reference guard.
+
+    A single row. The guard bumps it inside the transaction that holds the orders lock while the
+    user or product is deleted; an ingest reads it before writing users and products and again
+    before each orders chunk. If it has not moved, nothing was deleted in between, so the users
+    and products the ingest itself just inserted still exist and need no lookup.
+    """
+
+    value = models.BigIntegerField(default=0)
+
+    class Meta:
+        db_table = "orders_deletion_epoch"
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+
 #: The alias this service reads and writes (see config.db_router).
 ORDERS_DB = database_for_app(Order._meta.app_label)

@@ -7,17 +7,19 @@ same moment either finishes first (the order is refused) or waits for the order 
 (the deletion is refused with a 409).
 """
 
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from collections.abc import Set as AbstractSet
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from django.db import transaction
+from django.db.models import F
 
 from common import bulk
 from common.db import lock_for_checked_insert, lock_out_inserts
 from common.exceptions import RecordInvalid, RecordNotFound
 from orders_svc import rules, selectors
-from orders_svc.models import ORDERS_DB, Order
+from orders_svc.models import ORDERS_DB, DeletionEpoch, Order
 from products_svc.selectors import existing_product_ids
 from users_svc.selectors import existing_user_ids
 
@@ -65,52 +67,114 @@ def order_delete(order: Order) -> None:
 def reference_errors(
     rows: Sequence[OrderRow],
     *,
-    pending_user_ids: AbstractSet[int] = frozenset(),
-    pending_product_ids: AbstractSet[int] = frozenset(),
+    known_user_ids: AbstractSet[int] = frozenset(),
+    known_product_ids: AbstractSet[int] = frozenset(),
 ) -> dict[int, dict[str, list[str]]]:
     """Errors by row position for orders whose user or product does not exist.
 
-    One query to the users service and one to the products service for the whole set of rows
-    (per 10,000 distinct ids). ``pending_*`` are ids the caller is inserting in the same
-    not-yet-committed batch, which count as existing.
+    ``known_*`` are ids the caller knows exist (e.g. it inserted them in this batch); every
+    other id is looked up: one query to the users service and one to the products service for
+    the whole set of rows, never one per order.
     """
-    users = existing_user_ids({row[1] for row in rows}) | pending_user_ids
-    products = existing_product_ids({row[2] for row in rows}) | pending_product_ids
-    errors = {}
-    for position, row in enumerate(rows):
-        if row[1] not in users or row[2] not in products:
-            errors[position] = rules.check_references(row[1], row[2], users, products)
-    return errors
+    unknown_users = {row[1] for row in rows} - known_user_ids
+    missing_users = unknown_users - existing_user_ids(unknown_users)
+    unknown_products = {row[2] for row in rows} - known_product_ids
+    missing_products = unknown_products - existing_product_ids(unknown_products)
+    if not missing_users and not missing_products:
+        return {}
+    users, products = _AllBut(missing_users), _AllBut(missing_products)
+    return {
+        position: rules.check_references(row[1], row[2], users, products)
+        for position, row in enumerate(rows)
+        if row[1] in missing_users or row[2] in missing_products
+    }
+
+
+class _AllBut:
+    """Every id except the missing ones: what exists, without listing it."""
+
+    __slots__ = ("missing",)
+
+    def __init__(self, missing: AbstractSet[int]) -> None:
+        self.missing = missing
+
+    def __contains__(self, item: object) -> bool:
+        return item not in self.missing
+
+
+@dataclass(frozen=True)
+class KnownReferences:
+    """Users and products a caller knows exist, e.g. because it just inserted them.
+
+    They count as existing without a lookup: unconditionally if ``as_of_epoch`` is None (the
+    caller holds every lock, as an atomic ingest does), else only if no user or product was
+    deleted since that deletion epoch (see ``DeletionEpoch``).
+    """
+
+    user_ids: AbstractSet[int] = frozenset()
+    product_ids: AbstractSet[int] = frozenset()
+    as_of_epoch: int | None = None
+
+
+ChunkOutcome = tuple[list[int | None], dict[int, dict[str, list[str]]]]
 
 
 def orders_bulk_insert(
-    rows: Sequence[OrderRow],
+    chunks: Iterable[Sequence[OrderRow]],
     *,
     ids_above: int = 0,
-    pending_user_ids: AbstractSet[int] = frozenset(),
-    pending_product_ids: AbstractSet[int] = frozenset(),
-) -> tuple[list[int | None], dict[int, dict[str, list[str]]]]:
-    """Check references and insert checked order rows in one orders transaction (bulk ingest).
+    references_ready: Callable[[], KnownReferences] = KnownReferences,
+) -> list[ChunkOutcome]:
+    """Insert checked order rows, check their references, keep only the valid ones (bulk ingest).
 
-    Returns each row's stored id (``None`` if it was not written) and, by row position, the
-    reference errors of the rows that were refused; a ``None`` without errors is a duplicate id.
+    All in one orders transaction, which holds the orders lock throughout: first the chunks are
+    written as they come (the costly part: the table and its two indexes; ``chunks`` may be a
+    generator that yields while its producer checks the next ones), then ``references_ready()`` is
+    called, which may block until the users and products the orders point at are committed
+    (bulk ingest writes them meanwhile, on other threads), then each chunk's users and products
+    are checked (one query per database per chunk, for the ids not already known) and the
+    orders that point nowhere are deleted again before the commit. Nothing is visible to others
+    before the commit, so no reader ever sees an order whose user or product is missing.
+
+    Returns, per chunk, each row's stored id (``None`` if it was not kept) and, by row position,
+    the reference errors of the refused rows; a ``None`` without errors is a duplicate id.
     """
     with transaction.atomic(using=ORDERS_DB):
         lock_for_checked_insert(ORDERS_DB, ORDERS_TABLE)
-        errors = reference_errors(
-            rows, pending_user_ids=pending_user_ids, pending_product_ids=pending_product_ids
-        )
-        accepted = [row for position, row in enumerate(rows) if position not in errors]
-        stored = iter(bulk.insert_new_in_transaction(Order, accepted, ids_above=ids_above))
-    ids = [None if position in errors else next(stored) for position in range(len(rows))]
-    return ids, errors
+        written = [
+            (rows, bulk.insert_new_in_transaction(Order, rows, ids_above=ids_above))
+            for rows in chunks
+        ]
+        known = references_ready()
+        if known.as_of_epoch is not None and selectors.deletion_epoch() != known.as_of_epoch:
+            known = KnownReferences()  # something was deleted meanwhile: look everything up
+        outcomes, refused = [], []
+        for rows, ids in written:
+            errors = reference_errors(
+                rows, known_user_ids=known.user_ids, known_product_ids=known.product_ids
+            )
+            for position in errors:
+                if ids[position] is not None:
+                    refused.append(ids[position])
+                    ids[position] = None
+            outcomes.append((ids, errors))
+        bulk.delete_ids(Order, refused)
+    return outcomes
 
 
 @contextmanager
 def _hold_references(field: str, ids: Collection[int]) -> Iterator[dict[str, int]]:
     with transaction.atomic(using=ORDERS_DB):
         lock_out_inserts(ORDERS_DB, ORDERS_TABLE)
-        yield {"orders": selectors.count_orders_referencing(field, ids)}
+        count = selectors.count_orders_referencing(field, ids)
+        if not count:
+            _bump_deletion_epoch()  # rolled back with the rest if the deletion fails
+        yield {"orders": count}
+
+
+def _bump_deletion_epoch() -> None:
+    if not DeletionEpoch.objects.filter(id=1).update(value=F("value") + 1):
+        DeletionEpoch.objects.create(id=1, value=1)
 
 
 def hold_user_references(ids: Collection[int]):
@@ -123,8 +187,8 @@ def hold_product_references(ids: Collection[int]):
     return _hold_references("product_id", ids)
 
 
-def orders_delete_ids(ids: Sequence[int]) -> None:
-    """Delete orders by id: only to undo a failed atomic ingest."""
+def orders_delete_many(ids: Sequence[int]) -> None:
+    """Delete orders by id (nothing references orders)."""
     with transaction.atomic(using=ORDERS_DB):
         bulk.delete_ids(Order, ids)
 

@@ -9,7 +9,14 @@ all call :func:`check_product`.
 from decimal import Decimal
 from typing import Any
 
-from common.validation import Invalid, clean_decimal, clean_text, field_errors
+from common.validation import (
+    Invalid,
+    clean_decimal,
+    clean_text,
+    field_errors,
+    plain_money,
+    plain_text,
+)
 from products_svc.models import Product
 
 NAME_MAX_LENGTH: int = Product._meta.get_field("name").max_length
@@ -23,6 +30,10 @@ def check_product(
     name: Any, price: Any
 ) -> tuple[ProductValues | None, dict[str, list[str]] | None]:
     """``((name, price), None)`` cleaned, or ``(None, {field: [message]})``."""
+    fast_name = plain_text(name, NAME_MAX_LENGTH)
+    fast_price = plain_money(price, PRICE_MAX_DIGITS - PRICE_DECIMAL_PLACES)
+    if fast_name is not None and fast_price is not None and PRICE_DECIMAL_PLACES == 2:
+        return (fast_name, fast_price), None
     clean_name = clean_text(name, NAME_MAX_LENGTH)
     clean_price = clean_decimal(price, PRICE_MAX_DIGITS, PRICE_DECIMAL_PLACES, 0)
     if type(clean_name) is Invalid or type(clean_price) is Invalid:

@@ -1,7 +1,7 @@
 """Read access to products: the products service's public query API.
 
 Other services (orders) ask here whether products exist, with sets of ids and one query per
-call (per 10,000 ids), never one per record; they never import the products model.
+call , never one per record; they never import the products model.
 """
 
 from collections.abc import Iterable

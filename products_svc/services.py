@@ -42,7 +42,7 @@ def products_bulk_insert(
     return bulk.insert_new(Product, rows, ids_above=ids_above)
 
 
-def products_delete_ids(ids: Sequence[int]) -> None:
-    """Delete products by id without the reference guard: only to undo a failed atomic ingest."""
-    with transaction.atomic(using=PRODUCTS_DB):
+def products_delete_many(ids: Sequence[int]) -> None:
+    """Delete products by id, all or none; raise ``RecordReferenced`` if orders point at any."""
+    with guard_deletion("products", ids), transaction.atomic(using=PRODUCTS_DB):
         bulk.delete_ids(Product, ids)

@@ -78,3 +78,15 @@ def test_schema_lists_every_endpoint_with_summaries_and_examples():
 def test_schema_validates(tmp_path):
     call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(tmp_path / "s.yaml"))
     assert (tmp_path / "s.yaml").read_text().startswith("openapi: 3")
+
+
+def test_schema_documents_the_ingest_endpoint_with_its_result_format():
+    operation = _schema()["paths"]["/ingest/"]["post"]
+    assert operation["summary"]
+    assert {"200", "400", "409", "413", "415", "422", "503"} <= set(operation["responses"])
+    assert "examples" in operation["requestBody"]["content"]["application/json"]
+    assert "examples" in operation["responses"]["200"]["content"]["application/json"]
+    parameters = {(p["in"], p["name"]) for p in operation["parameters"]}
+    assert {("query", "dry_run"), ("query", "atomic"), ("header", "Idempotency-Key")} <= parameters
+    result = _schema()["components"]["schemas"]["IngestResponse"]["properties"]
+    assert {"errors", "users", "products", "orders", "committed"} <= set(result)

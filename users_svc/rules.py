@@ -7,7 +7,14 @@ The REST endpoints (through the serializer), the bulk ingest and the seed comman
 
 from typing import Any
 
-from common.validation import Invalid, clean_email, clean_text, field_errors
+from common.validation import (
+    Invalid,
+    clean_email,
+    clean_text,
+    field_errors,
+    plain_email,
+    plain_text,
+)
 from users_svc.models import User
 
 NAME_MAX_LENGTH: int = User._meta.get_field("name").max_length
@@ -18,6 +25,9 @@ UserValues = tuple[str, str]
 
 def check_user(name: Any, email: Any) -> tuple[UserValues | None, dict[str, list[str]] | None]:
     """``((name, email), None)`` cleaned, or ``(None, {field: [message]})``."""
+    fast_name, fast_email = plain_text(name, NAME_MAX_LENGTH), plain_email(email, EMAIL_MAX_LENGTH)
+    if fast_name is not None and fast_email is not None:
+        return (fast_name, fast_email), None
     clean_name = clean_text(name, NAME_MAX_LENGTH)
     clean_address = clean_email(email, EMAIL_MAX_LENGTH)
     if type(clean_name) is Invalid or type(clean_address) is Invalid:

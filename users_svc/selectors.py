@@ -1,7 +1,7 @@
 """Read access to users: the users service's public query API.
 
 Other services (orders) ask here whether users exist, with sets of ids and one query per call
-(per 10,000 ids), never one per record; they never import the users model.
+, never one per record; they never import the users model.
 """
 
 from collections.abc import Iterable

@@ -41,7 +41,7 @@ def users_bulk_insert(
     return bulk.insert_new(User, rows, ids_above=ids_above)
 
 
-def users_delete_ids(ids: Sequence[int]) -> None:
-    """Delete users by id without the reference guard: only to undo a failed atomic ingest."""
-    with transaction.atomic(using=USERS_DB):
+def users_delete_many(ids: Sequence[int]) -> None:
+    """Delete users by id, all or none; raise ``RecordReferenced`` if orders point at any."""
+    with guard_deletion("users", ids), transaction.atomic(using=USERS_DB):
         bulk.delete_ids(User, ids)

@@ -79,6 +79,7 @@ TEMPLATES = [
 # own alias by config.db_router. Each alias takes a URL from its own variable, e.g.
 # USERS_DATABASE_URL=postgres://user@db-host:5432/users; without one it is a SQLite file.
 SQLITE_BUSY_TIMEOUT = env_float("SQLITE_BUSY_TIMEOUT", 30.0, minimum=0)
+SQLITE_CACHE_KIB = env_int("SQLITE_CACHE_KIB", 32 * 1024, minimum=100)
 DB_CONN_MAX_AGE = env_int("DB_CONN_MAX_AGE", 60, minimum=0)
 
 DATABASES = {
@@ -87,6 +88,7 @@ DATABASES = {
         DATA_DIR / f"{alias}.db",
         busy_timeout_seconds=SQLITE_BUSY_TIMEOUT,
         conn_max_age=DB_CONN_MAX_AGE,
+        cache_kib=SQLITE_CACHE_KIB,
     )
     for alias in ["default", *SERVICE_DATABASES.values()]
 }
@@ -152,6 +154,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": [],
     "UNAUTHENTICATED_USER": None,
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
+    "LIST_SERIALIZER_ERRORS_AS_DICT": True,
 }
 
 SPECTACULAR_SETTINGS = {

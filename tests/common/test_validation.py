@@ -19,6 +19,9 @@ from common.validation import (
     clean_int,
     clean_text,
     is_valid_email,
+    plain_email,
+    plain_money,
+    plain_text,
 )
 
 SEED_EMAILS = [
@@ -174,3 +177,64 @@ def test_clean_decimal(value, expected):
     assert result == expected
     if isinstance(result, Decimal):
         assert result.as_tuple().exponent == -2
+
+
+# --- the fast paths decide exactly as the full cleaners --------------------------------------
+
+_texty = st.one_of(
+    st.text(max_size=300),
+    st.text(alphabet=st.sampled_from(" \t\nab\x00é"), max_size=12),
+    st.integers(),
+    st.none(),
+    st.floats(allow_nan=True),
+)
+_emaily = st.one_of(st.emails(), _EMAILISH, st.text(max_size=60), st.integers())
+_moneyish = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.floats(min_value=0, max_value=2e10),
+    st.integers(min_value=-(10**12), max_value=10**12).map(lambda cents: cents / 100),
+    st.integers(min_value=-(10**11), max_value=10**11),
+    st.decimals(places=3, allow_nan=False).map(float),
+    st.booleans(),
+    st.text(max_size=10),
+)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(_texty, st.integers(min_value=1, max_value=300))
+def test_plain_text_agrees_with_clean_text(value, max_length):
+    fast = plain_text(value, max_length)
+    assert fast is None or fast == clean_text(value, max_length)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(_emaily)
+@example("a@" + "b" * 64 + ".com")
+@example(" alice@example.com ")
+def test_plain_email_agrees_with_clean_email(value):
+    fast = plain_email(value, 254)
+    assert fast is None or fast == clean_email(value, 254)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(_moneyish)
+@example(9999999999.99)
+@example(1e10)
+@example(0.1)
+@example(1.005)
+@example(2.675)
+def test_plain_money_agrees_with_clean_decimal(value):
+    fast = plain_money(value, 10)
+    if fast is not None:
+        full = clean_decimal(value, 12, 2, 0)
+        assert fast == full
+        assert fast.as_tuple().exponent == full.as_tuple().exponent == -2
+
+
+def test_plain_paths_take_the_ordinary_cases():
+    assert plain_text(" Alice ", 255) == "Alice"
+    assert plain_email("alice@example.com", 254) == "alice@example.com"
+    assert plain_money(19.99, 10) == Decimal("19.99")
+    assert plain_money(1000, 10) == Decimal("1000.00")
+    assert plain_text("Zoë", 255) is None  # non-ASCII: left to the full cleaner
+    assert plain_money(19.999, 10) is None

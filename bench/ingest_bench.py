@@ -1,0 +1,482 @@
+"""Ingest benchmark: how fast a batch gets from JSON into the three databases, four ways.
+
+``make bench`` (or ``python -m bench.ingest_bench``) generates 100,000 users, products and
+orders with about 5% invalid records (seeded, so every run sends the same bytes), then measures
+in one run, each in a fresh process on fresh database files:
+
+1. raw: the limit of plain Python and sqlite3 on this machine: parse the same JSON body with
+   orjson, plain ``if`` checks, ``executemany`` into three fresh files (WAL, synchronous=NORMAL
+   like the service), one transaction per file, no Django;
+2. naive DRF: what a straightforward DRF implementation does: ``ModelSerializer(many=True)``,
+   one query per reference, one ``save()`` per row (on a subset; its rate is per record);
+3. pipeline: ``ingest.pipeline.ingest`` in-process, with writer threads and without them;
+4. HTTP: ``POST /ingest/`` end to end against gunicorn, with the server's peak memory growth
+   during the request.
+
+Every figure is records per second (all three types together); ratios are against the raw
+baseline of the same run, so a slow or busy machine moves both sides. Each approach runs
+``--repeat`` times; the best run counts (the least disturbed by other load), the median is shown
+beside it.
+"""
+
+import argparse
+import http.client
+import json
+import os
+import random
+import resource
+import shutil
+import signal
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import closing
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+
+
+# --- data --------------------------------------------------------------------------------------
+
+
+def generate(count: int, invalid_rate: float, seed: int) -> dict:
+    """``count`` users, products and orders; about ``invalid_rate`` of each break a rule."""
+    rng = random.Random(seed)
+    bad = lambda: rng.random() < invalid_rate  # noqa: E731
+    users = []
+    for i in range(1, count + 1):
+        name, email = f"User {i}", f"user{i}@example.com"
+        if bad():
+            name, email = rng.choice([("", email), ("   ", email), (name, f"user{i}.example.com")])
+        users.append({"id": i, "name": name, "email": email})
+    products = []
+    for i in range(1, count + 1):
+        price = round(rng.uniform(0.5, 2000), 2)
+        if bad():
+            price = rng.choice([0, -50.0, -price])
+        products.append({"id": i, "name": f"Product {i}", "price": price})
+    orders = []
+    for i in range(1, count + 1):
+        user_id, product_id, quantity = (
+            rng.randint(1, count),
+            rng.randint(1, count),
+            rng.randint(1, 9),
+        )
+        if bad():
+            kind = rng.randrange(3)
+            if kind == 0:
+                quantity = rng.choice([0, -1])
+            elif kind == 1:
+                user_id = count + rng.randint(1, 1000)
+            else:
+                product_id = count + rng.randint(1, 1000)
+        orders.append({"id": i, "user_id": user_id, "product_id": product_id, "quantity": quantity})
+    return {"users": users, "products": products, "orders": orders}
+
+
+# --- the measured workers (each runs in its own process) ---------------------------------------
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_raw(body_path: Path, data_dir: Path) -> dict:
+    """Plain sqlite3 + plain checks: the raw limit the service is compared with."""
+    import orjson
+
+    body = body_path.read_bytes()
+    connections = {}
+    for name, ddl in [
+        ("users", "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT, email TEXT)"),
+        ("products", "CREATE TABLE products (id INTEGER PRIMARY KEY, name TEXT, price REAL)"),
+        (
+            "orders",
+            "CREATE TABLE orders (id INTEGER PRIMARY KEY, user_id INTEGER, "
+            "product_id INTEGER, quantity INTEGER)",
+        ),
+    ]:
+        connection = sqlite3.connect(data_dir / f"{name}.db", isolation_level=None)
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("PRAGMA synchronous=NORMAL")
+        connection.execute(ddl)
+        if name == "orders":
+            connection.execute("CREATE INDEX orders_user ON orders (user_id)")
+            connection.execute("CREATE INDEX orders_product ON orders (product_id)")
+        connections[name] = connection
+
+    started = time.perf_counter()
+    batch = orjson.loads(body)
+    parsed = time.perf_counter()
+    users = [
+        (u["id"], u["name"], u["email"])
+        for u in batch["users"]
+        if u["name"].strip() and "@" in u["email"]
+    ]
+    products = [(p["id"], p["name"], p["price"]) for p in batch["products"] if p["price"] > 0]
+    user_ids, product_ids = {u[0] for u in users}, {p[0] for p in products}
+    orders = [
+        (o["id"], o["user_id"], o["product_id"], o["quantity"])
+        for o in batch["orders"]
+        if o["quantity"] > 0 and o["user_id"] in user_ids and o["product_id"] in product_ids
+    ]
+    for name, rows in (("users", users), ("products", products), ("orders", orders)):
+        connection = connections[name]
+        connection.execute("BEGIN")
+        connection.executemany(f"INSERT INTO {name} VALUES ({', '.join('?' * len(rows[0]))})", rows)
+        connection.execute("COMMIT")
+    finished = time.perf_counter()
+    return {
+        "seconds": finished - started,
+        "parse_seconds": parsed - started,
+        "inserted": {"users": len(users), "products": len(products), "orders": len(orders)},
+        "peak_rss_mb": _peak_rss_mb(),
+    }
+
+
+def _django(data_dir: Path, threads: bool = True) -> None:
+    os.environ.update(
+        DATA_DIR=str(data_dir),
+        DJANGO_SETTINGS_MODULE="config.settings.local",
+        DEBUG="false",
+        INGEST_WRITER_THREADS="true" if threads else "false",
+        LOG_LEVEL="WARNING",
+    )
+    for variable in ("DEFAULT", "USERS", "PRODUCTS", "ORDERS"):
+        os.environ.pop(f"{variable}_DATABASE_URL", None)
+    sys.path.insert(0, str(ROOT))
+    import django
+    from django.core.management import call_command
+
+    django.setup()
+    call_command("init_db", verbosity=0)
+
+
+def run_pipeline(body_path: Path, data_dir: Path, threads: bool) -> dict:
+    """The service's pipeline, in-process, from the same JSON bytes."""
+    _django(data_dir, threads)
+    from ingest import pipeline
+    from ingest.records import decode_batch
+
+    body = body_path.read_bytes()
+    started = time.perf_counter()
+    result = pipeline.ingest(decode_batch(body))
+    finished = time.perf_counter()
+    return {
+        "seconds": finished - started,
+        "inserted": {
+            s: len(getattr(result, s).inserted_ids) for s in ("users", "products", "orders")
+        },
+        "peak_rss_mb": _peak_rss_mb(),
+    }
+
+
+def run_naive(body_path: Path, data_dir: Path, subset: int) -> dict:
+    """A plain DRF implementation: ModelSerializer(many=True), a query per reference, a save
+    per row. Slow, so it runs on the first ``subset`` records of each type."""
+    _django(data_dir)
+    import orjson
+    from rest_framework import serializers
+
+    from orders_svc.models import Order
+    from products_svc.models import Product
+    from users_svc.models import User
+
+    class UserIn(serializers.ModelSerializer):
+        class Meta:
+            model = User
+            fields = ["id", "name", "email"]
+            extra_kwargs = {"id": {"read_only": False}}
+
+    class ProductIn(serializers.ModelSerializer):
+        class Meta:
+            model = Product
+            fields = ["id", "name", "price"]
+            extra_kwargs = {"id": {"read_only": False}, "price": {"min_value": 0.01}}
+
+    class OrderIn(serializers.ModelSerializer):
+        class Meta:
+            model = Order
+            fields = ["id", "user_id", "product_id", "quantity"]
+            extra_kwargs = {"id": {"read_only": False}, "quantity": {"min_value": 1}}
+
+        def validate_user_id(self, value):  # one query per record
+            if not User.objects.filter(id=value).exists():
+                raise serializers.ValidationError("no such user")
+            return value
+
+        def validate_product_id(self, value):  # and another
+            if not Product.objects.filter(id=value).exists():
+                raise serializers.ValidationError("no such product")
+            return value
+
+    batch = orjson.loads(body_path.read_bytes())
+    started = time.perf_counter()
+    inserted = {}
+    for name, serializer_class in (("users", UserIn), ("products", ProductIn), ("orders", OrderIn)):
+        many = serializer_class(data=batch[name][:subset], many=True)
+        many.is_valid()
+        model = serializer_class.Meta.model
+        count = 0
+        errors = many.errors or {}  # {index: errors} (LIST_SERIALIZER_ERRORS_AS_DICT)
+        for index, record in enumerate(batch[name][:subset]):
+            if errors.get(index):
+                continue
+            model.objects.create(**many.child.run_validation(record))  # a save per row
+            count += 1
+        inserted[name] = count
+    finished = time.perf_counter()
+    return {
+        "seconds": finished - started,
+        "inserted": inserted,
+        "records": 3 * subset,
+        "peak_rss_mb": _peak_rss_mb(),
+    }
+
+
+# --- HTTP, against a real server ---------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with closing(socket.socket()) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _proc_status(pid: int) -> dict[str, int]:
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            fields[key] = int(value.split()[0]) * 1024
+    return fields
+
+
+def run_http(body_path: Path, data_dir: Path) -> dict:
+    """POST /ingest/ against gunicorn (one worker process, production-like settings)."""
+    env = {
+        **os.environ,
+        "DATA_DIR": str(data_dir),
+        "DJANGO_SETTINGS_MODULE": "config.settings.local",
+        "DEBUG": "false",
+        "LOG_LEVEL": "WARNING",
+    }
+    for variable in ("DEFAULT", "USERS", "PRODUCTS", "ORDERS"):
+        env.pop(f"{variable}_DATABASE_URL", None)
+    subprocess.run([PYTHON, "manage.py", "init_db", "-v", "0"], cwd=ROOT, env=env, check=True)
+    port = _free_port()
+    server = subprocess.Popen(
+        [
+            PYTHON,
+            "-m",
+            "gunicorn",
+            "config.wsgi",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "1",
+            "--threads",
+            "4",
+            "--timeout",
+            "300",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with closing(socket.create_connection(("127.0.0.1", port), timeout=1)):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("gunicorn did not start") from None
+                time.sleep(0.1)
+        worker = int(subprocess.check_output(["pgrep", "-P", str(server.pid)]).split()[0])
+        _request(port, "GET", "/users/", b"")  # warm up: imports, first connections
+        body = body_path.read_bytes()
+        before = _proc_status(worker)["VmRSS"]
+        Path(f"/proc/{worker}/clear_refs").write_text("5")  # reset the peak (VmHWM)
+        started = time.perf_counter()
+        status, response = _request(port, "POST", "/ingest/", body)
+        finished = time.perf_counter()
+        peak = _proc_status(worker)["VmHWM"]
+        if status != 200:
+            raise RuntimeError(f"POST /ingest/ answered {status}: {response[:500]!r}")
+        result = json.loads(response)
+        return {
+            "seconds": finished - started,
+            "inserted": {s: result[s]["inserted"] for s in ("users", "products", "orders")},
+            "server_rss_growth_mb": (peak - before) / 2**20,
+            "body_mb": len(body) / 2**20,
+            "response_mb": len(response) / 2**20,
+            "peak_rss_mb": peak / 2**20,
+        }
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+
+
+def _request(port: int, method: str, path: str, body: bytes) -> tuple[int, bytes]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+    try:
+        connection.request(method, path, body=body, headers={"Content-Type": "application/json"})
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+# --- orchestration -----------------------------------------------------------------------------
+
+
+def measure(kind: str, body_path: Path, repeat: int, **options) -> list[dict]:
+    """Run one approach ``repeat`` times, each in a new process on new database files."""
+    runs = []
+    for _ in range(repeat):
+        data_dir = Path(tempfile.mkdtemp(prefix=f"bench-{kind}-"))
+        try:
+            output = subprocess.run(
+                [
+                    PYTHON,
+                    "-m",
+                    "bench.ingest_bench",
+                    "--worker",
+                    kind,
+                    "--body",
+                    str(body_path),
+                    "--data-dir",
+                    str(data_dir),
+                    "--options",
+                    json.dumps(options),
+                ],
+                cwd=ROOT,
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout
+        except subprocess.CalledProcessError as exc:
+            sys.stderr.write(exc.stderr)
+            raise
+        finally:
+            shutil.rmtree(data_dir, ignore_errors=True)
+        runs.append(json.loads(output.strip().splitlines()[-1]))
+    return runs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--count", type=int, default=100_000, help="records of each type")
+    parser.add_argument("--invalid", type=float, default=0.05, help="share of invalid records")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--naive-subset", type=int, default=2_000)
+    parser.add_argument("--only", help="comma-separated approaches to run (raw always runs)")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--body", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--data-dir", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--options", default="{}", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.worker:
+        workers = {"raw": run_raw, "pipeline": run_pipeline, "naive": run_naive, "http": run_http}
+        result = workers[args.worker](args.body, args.data_dir, **json.loads(args.options))
+        print(json.dumps(result))
+        return
+
+    import orjson
+
+    work = Path(tempfile.mkdtemp(prefix="bench-"))
+    body_path = work / "batch.json"
+    body_path.write_bytes(orjson.dumps(generate(args.count, args.invalid, args.seed)))
+    total = 3 * args.count
+    size_mb = body_path.stat().st_size / 2**20
+    print(
+        f"Ingest benchmark: {total:,} records ({args.count:,} users, products and orders, "
+        f"~{args.invalid:.0%} invalid, seed {args.seed}), body {size_mb:.1f} MiB, "
+        f"{os.cpu_count()} CPUs, best of {args.repeat} runs"
+    )
+    plan = {
+        "raw": lambda: measure("raw", body_path, args.repeat),
+        "naive": lambda: measure("naive", body_path, 1, subset=args.naive_subset),
+        "pipeline_threads": lambda: measure("pipeline", body_path, args.repeat, threads=True),
+        "pipeline_inline": lambda: measure("pipeline", body_path, args.repeat, threads=False),
+        "http": lambda: measure("http", body_path, args.repeat),
+    }
+    wanted = {"raw", *(args.only.split(",") if args.only else plan)}
+    try:
+        results = {kind: run() for kind, run in plan.items() if kind in wanted}
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    report(results, total)
+
+
+LABELS = {
+    "raw": "raw sqlite3 executemany (baseline)",
+    "naive": "naive DRF (ModelSerializer, per row)",
+    "pipeline_threads": "pipeline in-process, writer threads",
+    "pipeline_inline": "pipeline in-process, no threads",
+    "http": "POST /ingest/ end to end (gunicorn)",
+}
+
+
+def report(results: dict[str, list[dict]], total: int) -> None:
+    def rate(run: dict) -> float:
+        return run.get("records", total) / run["seconds"]
+
+    best = {kind: max(runs, key=rate) for kind, runs in results.items()}
+    raw_rate = rate(best["raw"])
+    print(
+        f"\n{'approach':<40}{'records/s':>12}{'median':>12}{'seconds':>9}{'vs raw':>9}"
+        f"{'peak RSS':>10}"
+    )
+    for kind, runs in results.items():
+        run = best[kind]
+        median = statistics.median(rate(r) for r in runs)
+        print(
+            f"{LABELS[kind]:<40}{rate(run):>12,.0f}{median:>12,.0f}{run['seconds']:>9.2f}"
+            f"{rate(run) / raw_rate:>8.2f}x{run['peak_rss_mb']:>8.0f}MB"
+        )
+    print()
+    if "naive" in best:
+        print(f"naive DRF ran on {best['naive']['records']:,} records (its rate is per record)")
+    print(
+        f"raw baseline: {best['raw']['parse_seconds']:.2f} s of its "
+        f"{best['raw']['seconds']:.2f} s is parsing the JSON"
+    )
+    print(
+        "rows inserted (users, products, orders): "
+        + "; ".join(
+            f"{kind} {tuple(best[kind]['inserted'].values())}"
+            for kind in ("raw", "pipeline_threads", "pipeline_inline", "http")
+            if kind in best
+        )
+    )
+    if "pipeline_threads" in best and "pipeline_inline" in best:
+        gain = rate(best["pipeline_threads"]) / rate(best["pipeline_inline"])
+        print(f"writer threads vs none: {gain:.2f}x")
+    if "http" in best:
+        http = best["http"]
+        ratio = rate(http) / raw_rate
+        growth = http["server_rss_growth_mb"] / http["body_mb"]
+        print(
+            f"end to end vs raw: {ratio:.2f}x "
+            f"(target >= 0.60x: {'met' if ratio >= 0.6 else 'NOT met'})"
+        )
+        print(
+            f"server RSS growth during the request: {http['server_rss_growth_mb']:.0f} MiB for "
+            f"a {http['body_mb']:.1f} MiB body = {growth:.1f}x the body "
+            f"(target < 10x: {'met' if growth < 10 else 'NOT met'})"
+        )
+
+
+if __name__ == "__main__":
+    main()
