@@ -11,7 +11,7 @@ PORT ?= 8000
 # Checks that need settings but no real data use the test settings (scratch databases).
 CHECK_ENV := DJANGO_SETTINGS_MODULE=config.settings.test
 
-.PHONY: run test lint format install install-dev bench clean
+.PHONY: run test test-postgres lint format install install-dev bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,26 @@ test: lint
 	$(CHECK_ENV) $(BIN)/python manage.py makemigrations --check --dry-run
 	$(CHECK_ENV) $(BIN)/python manage.py spectacular --validate --fail-on-warn --file /dev/null
 	$(BIN)/pytest
+
+# The whole suite again, on one PostgreSQL database per service (plus default) on PG_URL.
+# Without a reachable server it says so and stops: successfully, unless REQUIRE_POSTGRES is set
+# (as .ci/run does), so that `make test` alone stays the only must on a fresh machine.
+PG_URL ?= postgres://postgres@127.0.0.1:5432
+PG_PREFIX ?= store
+PG_ENV := DEFAULT_DATABASE_URL=$(PG_URL)/$(PG_PREFIX)_default \
+	USERS_DATABASE_URL=$(PG_URL)/$(PG_PREFIX)_users \
+	PRODUCTS_DATABASE_URL=$(PG_URL)/$(PG_PREFIX)_products \
+	ORDERS_DATABASE_URL=$(PG_URL)/$(PG_PREFIX)_orders
+
+test-postgres: install-dev
+	@if $(BIN)/python scripts/postgres_ready.py $(PG_URL) $(PG_PREFIX)_default \
+			$(PG_PREFIX)_users $(PG_PREFIX)_products $(PG_PREFIX)_orders; then \
+		$(PG_ENV) $(BIN)/pytest; \
+	elif [ -n "$$REQUIRE_POSTGRES" ]; then \
+		echo "REQUIRE_POSTGRES is set: failing."; exit 1; \
+	else \
+		echo "Skipping the PostgreSQL run (set REQUIRE_POSTGRES=1 to make this an error)."; \
+	fi
 
 # Not part of `make test`: takes a few minutes and its figures depend on the machine.
 bench: install-dev

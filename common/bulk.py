@@ -62,34 +62,54 @@ def insert_new_in_transaction(
     assert connection.in_atomic_block, "insert_new_in_transaction needs transaction.atomic()"
     if not rows:
         return []
-    rows = _with_ids(connection, model, rows, ids_above)
+    assigned = _assign_ids(connection, model, rows, ids_above)
+    if assigned is not None:
+        rows = assigned[0]
     # Optimistic: records of a new batch rarely exist already, and the primary key index finds
     # a duplicate while inserting at no extra cost. Only when it does (a retried batch), look the
     # ids up and insert the rest: one more query, on the rare path.
     try:
         with transaction.atomic(using=alias):
             _write(connection, model, rows)
-        return [row[0] for row in rows]
-    except IntegrityError:
-        pass
-    taken = existing_ids(model, [row[0] for row in rows])
-    _write(connection, model, [row for row in rows if row[0] not in taken])
-    return [None if row[0] in taken else row[0] for row in rows]
+    except IntegrityError as exc:
+        taken = existing_ids(model, [row[0] for row in rows])
+        if assigned is not None and not taken.isdisjoint(assigned[1]):
+            # An id this chunk was just handed is taken: another writer raced us for it (see
+            # _assign_ids). Not a duplicate record: fail the chunk so that it is sent again.
+            raise exc
+        _write(connection, model, [row for row in rows if row[0] not in taken])
+        ids = [None if row[0] in taken else row[0] for row in rows]
+    else:
+        ids = [row[0] for row in rows]
+    if connection.vendor == "postgresql":
+        _raise_sequence(connection, model, max((i for i in ids if i is not None), default=0))
+    return ids
 
 
-def _with_ids(connection, model: type[models.Model], rows: Sequence[Row], ids_above: int):
-    """``rows`` with an id in every row: the next free ids for the rows that have none."""
+def _assign_ids(connection, model, rows: Sequence[Row], ids_above: int):
+    """``(rows with an id in each, the ids handed out)`` if some rows had none, else None.
+
+    New ids are above every id the table has used and above ``ids_above``. On SQLite the
+    caller holds the file's write lock, so the largest id in use is read and counted up from.
+    PostgreSQL takes concurrent writers, so ids come from the table's own sequence (which
+    ``nextval`` hands out to one transaction only), first raised above ``ids_above``.
+    """
     missing = sum(1 for row in rows if row[0] is None)
     if not missing:
-        return rows
-    next_id = _first_free_id(connection, model, ids_above)
-    assigned = []
+        return None
+    if connection.vendor == "postgresql":
+        _raise_sequence(connection, model, ids_above)
+        fresh = iter(_next_sequence_values(connection, model, missing))
+    else:
+        fresh = iter(range(_first_free_id(connection, model, ids_above), 2**63))
+    handed_out = set()
+    filled = []
     for row in rows:
         if row[0] is None:
-            row = (next_id, *row[1:])
-            next_id += 1
-        assigned.append(row)
-    return assigned
+            row = (next(fresh), *row[1:])
+            handed_out.add(row[0])
+        filled.append(row)
+    return filled, handed_out
 
 
 def _first_free_id(connection, model: type[models.Model], ids_above: int) -> int:
@@ -109,6 +129,38 @@ def _first_free_id(connection, model: type[models.Model], ids_above: int) -> int
     return max(highest, ids_above) + 1
 
 
+def _sequence_of(model: type[models.Model]) -> tuple[str, str]:
+    return model._meta.db_table, model._meta.pk.column
+
+
+def _next_sequence_values(connection, model: type[models.Model], count: int) -> list[int]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+            [*_sequence_of(model), count],
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _raise_sequence(connection, model: type[models.Model], at_least: int) -> None:
+    """Move the PostgreSQL sequence of ``model`` up to ``at_least`` if it is below.
+
+    Explicit ids do not move a sequence, so without this a later ``nextval`` (a new user created
+    through the API) would hand out an id that an ingested record already has. The read and the
+    set are one statement, but a ``nextval`` of another session can slip between them; the
+    worst outcome is an id handed out twice, which the primary key refuses (a failed chunk or
+    request that can be sent again), never two rows with one id.
+    """
+    if at_least <= 0:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT setval(sequence, %s) FROM (SELECT pg_get_serial_sequence(%s, %s) AS sequence)"
+            " AS found WHERE coalesce(pg_sequence_last_value(sequence::regclass), 0) < %s",
+            [at_least, *_sequence_of(model), at_least],
+        )
+
+
 def _write(connection, model: type[models.Model], rows: list[Row]) -> None:
     if not rows:
         return
@@ -116,10 +168,23 @@ def _write(connection, model: type[models.Model], rows: list[Row]) -> None:
     columns = ", ".join(connection.ops.quote_name(c) for c in table_columns(model))
     if connection.vendor == "sqlite":
         _write_sqlite(connection, table, columns, len(rows[0]), rows)
+    elif connection.vendor == "postgresql":
+        _write_postgresql(connection, table, columns, rows)
     else:
         with connection.cursor() as cursor:
             placeholders = ", ".join(["%s"] * len(rows[0]))
             cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES ({placeholders})", rows)
+
+
+def _write_postgresql(connection, table: str, columns: str, rows: list[Row]) -> None:
+    # COPY: the fastest way into PostgreSQL; psycopg formats the rows in C and streams them.
+    with (
+        connection.wrap_database_errors,
+        connection.connection.cursor() as cursor,
+        cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy,
+    ):
+        for row in rows:
+            copy.write_row(row)
 
 
 def _write_sqlite(connection, table: str, columns: str, width: int, rows: list[Row]) -> None:

@@ -39,11 +39,15 @@ def test_create_order_for_existing_user_and_product(api, alice_and_laptop):
             {"quantity": 2**31},
             {"quantity": ["Ensure this value is less than or equal to 2147483647."]},
         ),
-        ({"user_id": 999}, {"user_id": ["User 999 does not exist."]}),
-        ({"product_id": 11}, {"product_id": ["Product 11 does not exist."]}),
+        # Ids far above any a test creates (PostgreSQL sequences are not reset between tests).
+        ({"user_id": 999999999}, {"user_id": ["User 999999999 does not exist."]}),
+        ({"product_id": 888888888}, {"product_id": ["Product 888888888 does not exist."]}),
         (
-            {"user_id": 10, "product_id": 11},
-            {"user_id": ["User 10 does not exist."], "product_id": ["Product 11 does not exist."]},
+            {"user_id": 999999999, "product_id": 888888888},
+            {
+                "user_id": ["User 999999999 does not exist."],
+                "product_id": ["Product 888888888 does not exist."],
+            },
         ),
         ({"user_id": 0}, {"user_id": ["Ensure this value is greater than 0."]}),
         (
