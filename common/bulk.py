@@ -44,13 +44,51 @@ def table_columns(model: type[models.Model]) -> list[str]:
     return columns
 
 
+#: Where a chunk written under a key is recorded: (the service's WriteLedger model, the key).
+Ledger = tuple[type[models.Model], str]
+
+
 def insert_new(
-    model: type[models.Model], rows: Sequence[Row], *, ids_above: int = 0
+    model: type[models.Model],
+    rows: Sequence[Row],
+    *,
+    ids_above: int = 0,
+    ledger: Ledger | None = None,
 ) -> list[int | None]:
-    """Insert ``rows`` in one transaction; return each row's id, or ``None`` for a duplicate."""
+    """Insert ``rows`` in one transaction; return each row's id, or ``None`` for a duplicate.
+
+    With a ``ledger``, a chunk whose key is already recorded is not written again: its recorded
+    outcome is returned (see ``common.models.WriteLedger``).
+    """
     alias = router.db_for_write(model)
     with transaction.atomic(using=alias):
-        return insert_new_in_transaction(model, rows, ids_above=ids_above)
+        if ledger is not None:
+            done = recorded_outcome(ledger)
+            if done is not None:
+                return done
+        ids = insert_new_in_transaction(model, rows, ids_above=ids_above)
+        if ledger is not None:
+            record_outcome(ledger, ids)
+        return ids
+
+
+def recorded_outcome(ledger: Ledger) -> Any:
+    """The outcome stored under the ledger key, or None (call inside the writing transaction)."""
+    ledger_model, key = ledger
+    stored = ledger_model._default_manager.filter(key=key).values_list("outcome", flat=True)
+    outcome = stored.first()
+    return None if outcome is None else msgspec.json.decode(bytes(outcome))
+
+
+def record_outcome(ledger: Ledger, outcome: Any) -> None:
+    """Store ``outcome`` under the ledger key, in the caller's transaction."""
+    ledger_model, key = ledger
+    ledger_model._default_manager.create(key=key, outcome=_encode_rows(outcome))
+
+
+def forget_outcomes(ledger_model: type[models.Model], key_prefix: str) -> None:
+    """Drop the ledger rows of a finished job or request (keys starting with the prefix)."""
+    ledger_model._default_manager.filter(key__startswith=key_prefix).delete()
 
 
 def insert_new_in_transaction(

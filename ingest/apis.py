@@ -4,21 +4,29 @@ The view only deals with HTTP: body limits, decoding, the ``Idempotency-Key`` pr
 status codes. Checking and writing is the pipeline's job (``ingest.pipeline``).
 """
 
+import hashlib
+
 from django.conf import settings
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import viewsets
+from rest_framework.decorators import action
 from rest_framework.exceptions import ParseError, UnsupportedMediaType, ValidationError
 from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
 from common.exceptions import Conflict, PayloadTooLarge, Unavailable, Unprocessable
 from common.json import ORJSONParser, dumps, read_limited
-from ingest import idempotency, pipeline
-from ingest.records import BatchError, decode_batch
+from ingest import idempotency, jobs, pipeline, selectors
+from ingest.records import BatchError, count_records, decode_batch
 from ingest.serializers import (
     REQUEST_EXAMPLE,
     RESPONSE_EXAMPLE,
+    IngestJobSerializer,
+    IngestJobSummarySerializer,
     IngestRequestSerializer,
     IngestResponseSerializer,
 )
@@ -39,7 +47,7 @@ def query_flag(request: Request, name: str) -> bool:
     raise ValidationError({name: [f"Must be true or false, not {raw[:40]!r}."]})
 
 
-def read_body(request: Request, limit: int) -> bytes:
+def read_body(request: Request, limit: int, setting: str) -> bytes:
     """The raw body, refused with a 413 before reading if it announces more than ``limit``."""
     try:
         announced = int(request.META.get("CONTENT_LENGTH") or 0)
@@ -47,11 +55,18 @@ def read_body(request: Request, limit: int) -> bytes:
         raise ParseError("Content-Length is not a number.") from None
     if announced > limit:
         raise PayloadTooLarge(
-            f"The body is {announced} bytes; the limit is {limit} bytes (INGEST_MAX_BODY_BYTES). "
+            f"The body is {announced} bytes; the limit is {limit} bytes ({setting}). "
             "Split the batch."
         )
     stream = request.stream
-    return read_limited(stream, limit) if stream is not None else b""
+    if stream is None:
+        return b""
+    try:
+        return read_limited(stream, limit)
+    except PayloadTooLarge:
+        raise PayloadTooLarge(
+            f"The body is larger than the limit of {limit} bytes ({setting}). Split the batch."
+        ) from None
 
 
 def _json_response(body: bytes, status: int, **headers: str) -> HttpResponse:
@@ -81,7 +96,13 @@ class IngestView(APIView):
             "record is valid (422 otherwise, with the same body). With `dry_run=true` everything "
             "is checked and nothing is written.\n\n"
             "Limits: `INGEST_MAX_RECORDS` records and `INGEST_MAX_BODY_BYTES` bytes per request "
-            "(500,000 and 64 MiB by default); above them, 413."
+            "(500,000 and 64 MiB by default); above them, 413.\n\n"
+            "**In the background**: with `async=true` (or the header `Prefer: respond-async`) the "
+            "batch is stored and the answer is at once a 202 with the job, whose URL is also in "
+            "`Location`; poll it (`GET /ingest/jobs/{id}/`) for its state, its progress and, "
+            "when it has finished, the same result body. Background jobs take bigger batches "
+            "(`INGEST_ASYNC_MAX_RECORDS`, `INGEST_ASYNC_MAX_BODY_BYTES`: 5,000,000 records and "
+            "512 MiB by default)."
         ),
         request=IngestRequestSerializer,
         parameters=[
@@ -104,6 +125,10 @@ class IngestView(APIView):
         ],
         responses={
             200: IngestResponseSerializer,
+            202: OpenApiResponse(
+                response=IngestJobSerializer,
+                description="Accepted as a background job (async=true); poll its URL.",
+            ),
             400: OpenApiResponse(
                 description="Malformed JSON or not a batch (the message says why)."
             ),
@@ -123,49 +148,56 @@ class IngestView(APIView):
     )
     def post(self, request: Request) -> HttpResponse:
         dry_run, atomic = query_flag(request, "dry_run"), query_flag(request, "atomic")
+        in_background = query_flag(request, "async") or "respond-async" in request.headers.get(
+            "Prefer", ""
+        ).lower().replace(" ", "")
         if request.content_type.split(";")[0].strip().lower() != "application/json":
             raise UnsupportedMediaType(request.content_type or "(none)")
-        body = read_body(request, settings.INGEST_MAX_BODY_BYTES)
+        if in_background:
+            max_body, max_records = (
+                settings.INGEST_ASYNC_MAX_BODY_BYTES,
+                settings.INGEST_ASYNC_MAX_RECORDS,
+            )
+            body_setting, records_setting = (
+                "INGEST_ASYNC_MAX_BODY_BYTES",
+                "INGEST_ASYNC_MAX_RECORDS",
+            )
+        else:
+            max_body, max_records = settings.INGEST_MAX_BODY_BYTES, settings.INGEST_MAX_RECORDS
+            body_setting, records_setting = "INGEST_MAX_BODY_BYTES", "INGEST_MAX_RECORDS"
+        body = read_body(request, max_body, body_setting)
         try:
-            batch = decode_batch(body)
+            # A job only needs its records counted now; it decodes them when it runs.
+            batch = None if in_background else decode_batch(body)
+            total = count_records(body) if in_background else len(batch)
         except BatchError as exc:
             raise ParseError(str(exc)) from None
-        if len(batch) > settings.INGEST_MAX_RECORDS:
+        if total > max_records:
             raise PayloadTooLarge(
-                f"The batch has {len(batch)} records; the limit is {settings.INGEST_MAX_RECORDS} "
-                "per request (INGEST_MAX_RECORDS). Split the batch."
+                f"The batch has {total} records; the limit is {max_records} per request "
+                f"({records_setting}). Split the batch."
             )
 
         key = request.headers.get("Idempotency-Key")
-        fingerprint = key and idempotency.request_fingerprint(
-            request.method, request.path, request.META.get("QUERY_STRING", ""), body
-        )
-        del body  # the decoded batch is all that is needed from here on
         if key is not None:
-            try:
-                stored = idempotency.claim(idempotency.validate_key(key), fingerprint)
-            except idempotency.KeyInvalid as exc:
-                raise ValidationError({"Idempotency-Key": [str(exc)]}) from None
-            except idempotency.KeyReused as exc:
-                raise Unprocessable(str(exc)) from None
-            except idempotency.KeyInProgress as exc:
-                response = _json_response(
-                    dumps(
-                        {
-                            "detail": "A request with this Idempotency-Key is still running; retry "
-                            "later.",
-                            "code": Conflict.default_code,
-                        }
-                    ),
-                    409,
-                )
-                response["Retry-After"] = str(exc.retry_after)
-                return response
-            if stored is not None:
-                return _json_response(stored.body, stored.status, **{"Idempotent-Replayed": "true"})
-
+            fingerprint = idempotency.request_fingerprint(
+                request.method, request.path, request.META.get("QUERY_STRING", ""), body
+            )
+            refusal_or_replay = _claim_key(key, fingerprint)
+            if refusal_or_replay is not None:
+                return refusal_or_replay
         try:
-            result = pipeline.ingest(batch, dry_run=dry_run, atomic=atomic)
+            if in_background:
+                job = jobs.submit_job(body, total=total, dry_run=dry_run, atomic=atomic)
+                status = 202
+                response_body = dumps(IngestJobSerializer(job, context={"request": request}).data)
+            else:
+                del body  # the decoded batch is all that is needed from here on
+                result = pipeline.ingest(
+                    batch, dry_run=dry_run, atomic=atomic, ledger_key=_ledger_key(key)
+                )
+                status = 422 if result.rejected else 200
+                response_body = dumps(result.as_dict())
         except pipeline.WriteFailed as exc:
             if key is not None:
                 idempotency.release(key)
@@ -174,8 +206,91 @@ class IngestView(APIView):
             if key is not None:
                 idempotency.release(key)
             raise
-        status = 422 if result.rejected else 200
-        response_body = dumps(result.as_dict())
         if key is not None:
             idempotency.complete(key, status, response_body)
-        return _json_response(response_body, status)
+            if not in_background:
+                pipeline.forget_ledger(_ledger_key(key))
+        response = _json_response(response_body, status)
+        if in_background:
+            response["Location"] = reverse("ingest-job-detail", args=[job.id], request=request)
+            response["Preference-Applied"] = "respond-async"
+        return response
+
+
+def _claim_key(key: str, fingerprint: str) -> HttpResponse | None:
+    """None if this request may run under ``key``; else the response to give (a replay or an
+    error)."""
+    try:
+        stored = idempotency.claim(idempotency.validate_key(key), fingerprint)
+    except idempotency.KeyInvalid as exc:
+        raise ValidationError({"Idempotency-Key": [str(exc)]}) from None
+    except idempotency.KeyReused as exc:
+        raise Unprocessable(str(exc)) from None
+    except idempotency.KeyInProgress as exc:
+        response = _json_response(
+            dumps(
+                {
+                    "detail": "A request with this Idempotency-Key is still running; retry later.",
+                    "code": Conflict.default_code,
+                }
+            ),
+            409,
+        )
+        response["Retry-After"] = str(exc.retry_after)
+        return response
+    if stored is None:
+        return None
+    return _json_response(stored.body, stored.status, **{"Idempotent-Replayed": "true"})
+
+
+def _ledger_key(idempotency_key: str | None) -> str | None:
+    """Writes under an Idempotency-Key are re-runnable: a retry after a crash reuses what the
+    dead request committed (see common.models.WriteLedger)."""
+    if idempotency_key is None:
+        return None
+    return "key:" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:40]
+
+
+class IngestJobViewSet(viewsets.ReadOnlyModelViewSet):
+    """Background ingest jobs: their state, progress and, once finished, their result."""
+
+    lookup_value_regex = "[0-9a-fA-F-]{32,36}"
+
+    def get_queryset(self):
+        return selectors.job_list()
+
+    def get_serializer_class(self):
+        return IngestJobSerializer if self.action != "list" else IngestJobSummarySerializer
+
+    def initial(self, request, *args, **kwargs) -> None:
+        super().initial(request, *args, **kwargs)
+        jobs.reap_stale_jobs()  # whoever looks at jobs also notices a dead worker's ones
+
+    @extend_schema(summary="List ingest jobs", description="Newest first; paginated.")
+    def list(self, request, *args, **kwargs):
+        return super().list(request, *args, **kwargs)
+
+    @extend_schema(
+        summary="Get an ingest job",
+        description="`result` is the same body a synchronous ingest answers, once the job has "
+        "finished (`succeeded`, or `failed` for a rejected atomic batch).",
+    )
+    def retrieve(self, request, *args, **kwargs):
+        return super().retrieve(request, *args, **kwargs)
+
+    @extend_schema(
+        summary="Cancel a queued ingest job",
+        request=None,
+        responses={
+            200: IngestJobSerializer,
+            409: OpenApiResponse(description="The job is already running or finished."),
+        },
+    )
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        job = self.get_object()
+        try:
+            job = jobs.cancel_job(job.id)
+        except jobs.JobNotCancellable as exc:
+            raise Conflict(str(exc)) from None
+        return Response(IngestJobSerializer(job, context={"request": request}).data)

@@ -1,5 +1,7 @@
 """Bookkeeping of the ingest endpoint, kept on the default database (never a service's)."""
 
+import uuid
+
 from django.db import models
 
 
@@ -27,3 +29,55 @@ class IdempotencyKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key} ({'done' if self.status else 'running'})"
+
+
+class IngestJob(models.Model):
+    """A batch ingested in the background (``POST /ingest/?async=true``).
+
+    ``processed`` counts the records whose outcome is final; ``result`` is the same body a
+    synchronous ingest answers (JSON), once the job has finished. The batch itself is kept in
+    :class:`IngestJobPayload`, so that listing jobs never loads it, and a worker gets only the
+    job's id through the broker.
+    """
+
+    class State(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+
+    FINISHED = (State.SUCCEEDED, State.FAILED, State.CANCELLED)
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.CharField(max_length=150, default="", blank=True)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.QUEUED)
+    dry_run = models.BooleanField(default=False)
+    atomic = models.BooleanField(default=False)
+    total = models.IntegerField(default=0)
+    processed = models.IntegerField(default=0)
+    attempts = models.IntegerField(default=0)
+    chunk_size = models.IntegerField()
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    started_at = models.DateTimeField(null=True)
+    finished_at = models.DateTimeField(null=True)
+    heartbeat_at = models.DateTimeField(null=True)
+    error = models.TextField(blank=True, default="")
+    result = models.BinaryField(null=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["state", "heartbeat_at"], name="ingest_job_state_beat")]
+
+    def __str__(self) -> str:
+        return f"{self.id} ({self.state})"
+
+
+class IngestJobPayload(models.Model):
+    """The request body of an :class:`IngestJob`, as sent."""
+
+    job = models.OneToOneField(IngestJob, primary_key=True, on_delete=models.CASCADE)
+    body = models.BinaryField()
+
+    def __str__(self) -> str:
+        return f"payload of {self.job_id}"

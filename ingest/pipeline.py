@@ -352,10 +352,34 @@ def _fold_failure(
     result.failed_writes += len(chunk)
 
 
+@dataclass
+class _Run:
+    """What one ingest call carries through its phases besides the records."""
+
+    ledger_key: str | None = None  # prefix of the write-ledger keys (re-runnable jobs)
+    on_progress: Callable[[int], None] | None = None
+    done: int = 0  # records with a final outcome so far
+
+    def ledger(self, resource: Resource, chunk_number: int | None = None) -> str | None:
+        if self.ledger_key is None:
+            return None
+        suffix = "" if chunk_number is None else f":{chunk_number}"
+        return f"{self.ledger_key}:{resource.name}{suffix}"
+
+    def advance(self, records: int) -> None:
+        self.done += records
+        if self.on_progress is not None:
+            self.on_progress(self.done)
+
+
 def _collect(
-    checked: Checked, submitted: list[tuple[int, list[Row], Future]], result: ResourceResult
+    checked: Checked,
+    submitted: list[tuple[int, list[Row], Future]],
+    result: ResourceResult,
+    run: _Run,
 ) -> None:
     """Wait for each chunk's writer and fold its outcome into ``result``."""
+    run.advance(len(checked.skipped))
     for start, chunk, future in submitted:
         try:
             outcome = future.result()
@@ -363,9 +387,10 @@ def _collect(
             _fold_failure(checked, start, chunk, exc, result)
         else:
             _fold(checked, start, chunk, outcome, result)
+        run.advance(len(chunk))
 
 
-def _collect_orders(orders: Checked, written: Future, result: ResourceResult) -> None:
+def _collect_orders(orders: Checked, written: Future, result: ResourceResult, run: _Run) -> None:
     """Fold the orders writer's outcome (one transaction for all chunks) into ``result``."""
     chunks = list(orders.chunks(settings.INGEST_CHUNK_SIZE))
     try:
@@ -373,30 +398,52 @@ def _collect_orders(orders: Checked, written: Future, result: ResourceResult) ->
     except DatabaseError as exc:
         for start, chunk in chunks:
             _fold_failure(orders, start, chunk, exc, result)
-        return
-    for (start, chunk), outcome in zip(chunks, outcomes, strict=True):
-        _fold(orders, start, chunk, outcome, result)
+    else:
+        for (start, chunk), outcome in zip(chunks, outcomes, strict=True):
+            _fold(orders, start, chunk, outcome, result)
+    run.advance(orders.received)
 
 
 def _result_of(checked: Checked) -> ResourceResult:
     return ResourceResult(received=checked.received, skipped=list(checked.skipped))
 
 
-def ingest(batch: Batch, *, dry_run: bool = False, atomic: bool = False) -> IngestResult:
-    """Run a batch through the pipeline (see the module docstring)."""
+def ingest(
+    batch: Batch,
+    *,
+    dry_run: bool = False,
+    atomic: bool = False,
+    ledger_key: str | None = None,
+    on_progress: Callable[[int], None] | None = None,
+) -> IngestResult:
+    """Run a batch through the pipeline (see the module docstring).
+
+    ``ledger_key`` makes the writes re-runnable: a chunk written under it before (by a run that
+    died) is not written again, its recorded outcome is reused. ``on_progress(done)`` is called
+    with the number of records whose outcome is final, as it grows.
+    """
     started = time.perf_counter()
+    run = _Run(ledger_key=ledger_key, on_progress=on_progress)
     if dry_run or atomic:
-        result = _ingest_checked_first(batch, dry_run=dry_run)
+        result = _ingest_checked_first(batch, dry_run=dry_run, run=run)
     else:
-        result = _ingest_streaming(batch)
+        result = _ingest_streaming(batch, run)
     result.seconds = time.perf_counter() - started
     return result
 
 
+def forget_ledger(ledger_key: str) -> None:
+    """Drop the write-ledger rows of a finished run (in every service's database)."""
+    user_services.users_forget_ledger(ledger_key)
+    product_services.products_forget_ledger(ledger_key)
+    order_services.orders_forget_ledger(ledger_key)
+
+
 def _check_and_write(
-    records: Sequence[Any], resource: Resource, pool: WriterPool, writer: Callable
+    records: Sequence[Any], resource: Resource, pool: WriterPool, writer: Callable, run: _Run
 ) -> tuple[Checked, list[tuple[int, list[Row], Future]]]:
     """Check records and hand each full chunk to ``pool`` as soon as it is checked."""
+    size = settings.INGEST_CHUNK_SIZE
     submitted: list[tuple[int, list[Row], Future]] = []
     ids_above: int | None = None  # found only if some record comes without an id
 
@@ -404,20 +451,22 @@ def _check_and_write(
         nonlocal ids_above
         if ids_above is None and any(row[0] is None for row in rows):
             ids_above = highest_explicit_id(records, resource)
-        submitted.append((start, rows, pool.submit(writer, rows, ids_above=ids_above or 0)))
+        future = pool.submit(
+            writer, rows, ids_above=ids_above or 0, ledger_key=run.ledger(resource, start // size)
+        )
+        submitted.append((start, rows, future))
 
-    checked = check_records(
-        records, resource, chunk_size=settings.INGEST_CHUNK_SIZE, on_chunk=write
-    )
+    checked = check_records(records, resource, chunk_size=size, on_chunk=write)
     return checked, submitted
 
 
-def _ingest_streaming(batch: Batch) -> IngestResult:
+def _ingest_streaming(batch: Batch, run: _Run) -> IngestResult:
     """The default mode (see the module docstring for the picture)."""
     size = settings.INGEST_CHUNK_SIZE
     epoch = deletion_epoch()
     references: Future = Future()
     order_chunks: queue.SimpleQueue = queue.SimpleQueue()
+    orders_ids_above = highest_explicit_id(batch.orders, ORDERS)
     with ExitStack() as stack:
         pools = {
             alias: stack.enter_context(WriterPool(alias, writers_for(alias)))
@@ -430,32 +479,36 @@ def _ingest_streaming(batch: Batch) -> IngestResult:
             return pools[ORDERS_DB].submit(
                 order_services.orders_bulk_insert,
                 iter(order_chunks.get, None),
-                ids_above=highest_explicit_id(orders_sent, ORDERS),
+                ids_above=orders_ids_above,
                 references_ready=references.result,
+                ledger_key=run.ledger(ORDERS),
             )
 
         # Orders first: with a writer thread, each chunk of orders is written as soon as it is
         # checked, and waits, uncommitted, for the users and products it points at; inline, the
         # orders can only be written after those.
-        orders_sent = batch.orders
         orders_written = write_orders() if pools[ORDERS_DB].threaded else None
         orders = check_records(
-            orders_sent, ORDERS, chunk_size=size, on_chunk=lambda _, rows: order_chunks.put(rows)
+            batch.orders, ORDERS, chunk_size=size, on_chunk=lambda _, rows: order_chunks.put(rows)
         )
         order_chunks.put(None)
-        batch.orders = orders_sent = []  # the rows hold what is needed; let the records go
+        batch.orders = []  # the rows hold what is needed; let the decoded records go
         users, user_chunks = _check_and_write(
-            batch.users, USERS, pools[USERS_DB], user_services.users_bulk_insert
+            batch.users, USERS, pools[USERS_DB], user_services.users_bulk_insert, run
         )
         batch.users = []
         products, product_chunks = _check_and_write(
-            batch.products, PRODUCTS, pools[PRODUCTS_DB], product_services.products_bulk_insert
+            batch.products,
+            PRODUCTS,
+            pools[PRODUCTS_DB],
+            product_services.products_bulk_insert,
+            run,
         )
         batch.products = []
 
         users_result, products_result = _result_of(users), _result_of(products)
-        _collect(users, user_chunks, users_result)
-        _collect(products, product_chunks, products_result)
+        _collect(users, user_chunks, users_result, run)
+        _collect(products, product_chunks, products_result, run)
         # What this batch inserted needs no lookup, unless a deletion ran since it began.
         references.set_result(
             order_services.KnownReferences(
@@ -463,7 +516,7 @@ def _ingest_streaming(batch: Batch) -> IngestResult:
             )
         )
         orders_result = _result_of(orders)
-        _collect_orders(orders, orders_written or write_orders(), orders_result)
+        _collect_orders(orders, orders_written or write_orders(), orders_result, run)
     return IngestResult(users_result, products_result, orders_result)
 
 
@@ -518,7 +571,7 @@ def _validate_against_databases(
                 results.orders.skipped.append((orders.positions[start + offset], row[0], reasons))
 
 
-def _ingest_checked_first(batch: Batch, *, dry_run: bool) -> IngestResult:
+def _ingest_checked_first(batch: Batch, *, dry_run: bool, run: _Run) -> IngestResult:
     """Check everything before writing anything: the dry-run and atomic modes.
 
     Atomic mode holds all three databases' write locks for the whole batch (taken in the global
@@ -542,6 +595,7 @@ def _ingest_checked_first(batch: Batch, *, dry_run: bool) -> IngestResult:
     )
     if dry_run:
         _validate_against_databases(users, products, orders, results)
+        run.advance(len(users.rows) + len(products.rows) + len(orders.rows))
         return results
 
     committed: list[str] = []
@@ -554,7 +608,7 @@ def _ingest_checked_first(batch: Batch, *, dry_run: bool) -> IngestResult:
             _validate_against_databases(users, products, orders, results)
             if results.errors:
                 raise _Rejected
-            _write_in_caller_transactions(users, products, orders, results)
+            _write_in_caller_transactions(users, products, orders, results, run)
             if results.errors:  # refused while writing, though the checks passed: keep nothing
                 raise _Rejected
     except _Rejected:
@@ -570,7 +624,7 @@ def _ingest_checked_first(batch: Batch, *, dry_run: bool) -> IngestResult:
 
 
 def _write_in_caller_transactions(
-    users: Checked, products: Checked, orders: Checked, results: IngestResult
+    users: Checked, products: Checked, orders: Checked, results: IngestResult, run: _Run
 ) -> None:
     """Write every row in the transactions the caller holds (atomic mode, one thread)."""
     size = settings.INGEST_CHUNK_SIZE
@@ -579,13 +633,19 @@ def _write_in_caller_transactions(
         (products, product_services.products_bulk_insert, results.products),
     ):
         for start, chunk in checked.chunks(size):
-            _fold(checked, start, chunk, write(chunk, ids_above=checked.ids_above), section)
+            ledger_key = run.ledger(checked.resource, start // size)
+            outcome = write(chunk, ids_above=checked.ids_above, ledger_key=ledger_key)
+            _fold(checked, start, chunk, outcome, section)
+            run.advance(len(chunk))
     known = order_services.KnownReferences(  # inserted in this thread's transactions: they exist
         frozenset(results.users.inserted_ids), frozenset(results.products.inserted_ids)
     )
     chunks = list(orders.chunks(size))
     outcomes = order_services.orders_bulk_insert(
-        [chunk for _, chunk in chunks], ids_above=orders.ids_above, references_ready=lambda: known
+        [chunk for _, chunk in chunks],
+        ids_above=orders.ids_above,
+        references_ready=lambda: known,
+        ledger_key=run.ledger(ORDERS),
     )
     for (start, chunk), outcome in zip(chunks, outcomes, strict=True):
         _fold(orders, start, chunk, outcome, results.orders)

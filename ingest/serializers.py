@@ -2,9 +2,11 @@
 records are checked one by one by the services' rules, so one bad record never fails the batch).
 """
 
-from drf_spectacular.utils import OpenApiExample
+import orjson
+from drf_spectacular.utils import OpenApiExample, extend_schema_field
 from rest_framework import serializers
 
+from ingest.models import IngestJob
 from orders_svc.serializers import OrderSerializer
 from products_svc.serializers import ProductSerializer
 from users_svc.serializers import UserSerializer
@@ -143,3 +145,50 @@ RESPONSE_EXAMPLE = OpenApiExample(
         ),
     },
 )
+
+
+class _JobFields(serializers.ModelSerializer):
+    url = serializers.HyperlinkedIdentityField(view_name="ingest-job-detail")
+
+    class Meta:
+        model = IngestJob
+        fields = [
+            "id",
+            "url",
+            "state",
+            "dry_run",
+            "atomic",
+            "total",
+            "processed",
+            "attempts",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "error",
+        ]
+        read_only_fields = fields
+        extra_kwargs = {
+            "total": {"help_text": "Records in the batch."},
+            "processed": {"help_text": "Records with a final outcome so far."},
+            "attempts": {"help_text": "Workers that have started the job (more after a crash)."},
+        }
+
+
+class IngestJobSummarySerializer(_JobFields):
+    """A job as the list shows it (without its result)."""
+
+
+@extend_schema_field(IngestResponseSerializer(allow_null=True))
+class _StoredResult(serializers.Field):
+    """The stored result body, embedded as it is (it was serialized when the job finished)."""
+
+    def to_representation(self, value):
+        return orjson.Fragment(bytes(value))
+
+
+class IngestJobSerializer(_JobFields):
+    result = _StoredResult(read_only=True, allow_null=True)
+
+    class Meta(_JobFields.Meta):
+        fields = [*_JobFields.Meta.fields, "result"]
+        read_only_fields = fields

@@ -7,6 +7,7 @@ Python (see ``rules`` and ``services``).
 
 from django.db import models
 
+from common.models import WriteLedger
 from config.db_router import database_for_app
 
 
@@ -42,6 +43,13 @@ class DeletionEpoch(models.Model):
 
     def __str__(self) -> str:
         return str(self.value)
+
+
+class OrderWriteLedger(WriteLedger):
+    """Bulk-ingest chunks already written to the orders table (see common.models.WriteLedger)."""
+
+    class Meta(WriteLedger.Meta):
+        db_table = "orders_write_ledger"
 
 
 #: The alias this service reads and writes (see config.db_router).

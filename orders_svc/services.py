@@ -19,7 +19,7 @@ from common import bulk
 from common.db import lock_for_checked_insert, lock_out_inserts
 from common.exceptions import RecordInvalid, RecordNotFound
 from orders_svc import rules, selectors
-from orders_svc.models import ORDERS_DB, DeletionEpoch, Order
+from orders_svc.models import ORDERS_DB, DeletionEpoch, Order, OrderWriteLedger
 from products_svc.selectors import existing_product_ids
 from users_svc.selectors import existing_user_ids
 
@@ -124,6 +124,7 @@ def orders_bulk_insert(
     *,
     ids_above: int = 0,
     references_ready: Callable[[], KnownReferences] = KnownReferences,
+    ledger_key: str | None = None,
 ) -> list[ChunkOutcome]:
     """Insert checked order rows, check their references, keep only the valid ones (bulk ingest).
 
@@ -137,10 +138,20 @@ def orders_bulk_insert(
     before the commit, so no reader ever sees an order whose user or product is missing.
 
     Returns, per chunk, each row's stored id (``None`` if it was not kept) and, by row position,
-    the reference errors of the refused rows; a ``None`` without errors is a duplicate id.
+    the reference errors of the refused rows; a ``None`` without errors is a duplicate id. With
+    a ``ledger_key`` that was recorded before (a re-run), nothing is written and the recorded
+    outcome comes back.
     """
+    ledger = (OrderWriteLedger, ledger_key) if ledger_key else None
     with transaction.atomic(using=ORDERS_DB):
         lock_for_checked_insert(ORDERS_DB, ORDERS_TABLE)
+        if ledger is not None and (done := bulk.recorded_outcome(ledger)) is not None:
+            for _ in chunks:  # let a producer that is still handing chunks over finish
+                pass
+            return [
+                (ids, {int(position): reasons for position, reasons in errors})
+                for ids, errors in done
+            ]
         written = [
             (rows, bulk.insert_new_in_transaction(Order, rows, ids_above=ids_above))
             for rows in chunks
@@ -159,7 +170,14 @@ def orders_bulk_insert(
                     ids[position] = None
             outcomes.append((ids, errors))
         bulk.delete_ids(Order, refused)
+        if ledger is not None:
+            bulk.record_outcome(ledger, [(ids, list(errors.items())) for ids, errors in outcomes])
     return outcomes
+
+
+def orders_forget_ledger(key_prefix: str) -> None:
+    """Drop the write-ledger rows of a finished job (see ``common.models.WriteLedger``)."""
+    bulk.forget_outcomes(OrderWriteLedger, key_prefix)
 
 
 @contextmanager

@@ -3,6 +3,7 @@
 from django.db import models
 
 from common.fields import MoneyField
+from common.models import WriteLedger
 from config.db_router import database_for_app
 
 
@@ -17,6 +18,13 @@ class Product(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.price})"
+
+
+class ProductWriteLedger(WriteLedger):
+    """Bulk-ingest chunks already written to the products table (see common.models.WriteLedger)."""
+
+    class Meta(WriteLedger.Meta):
+        db_table = "products_write_ledger"
 
 
 #: The alias this service reads and writes (see config.db_router).

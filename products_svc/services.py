@@ -8,7 +8,7 @@ from django.db import transaction
 from common import bulk
 from common.exceptions import RecordNotFound
 from common.references import guard_deletion
-from products_svc.models import PRODUCTS_DB, Product
+from products_svc.models import PRODUCTS_DB, Product, ProductWriteLedger
 
 
 def product_create(*, name: str, price: Decimal) -> Product:
@@ -33,13 +33,23 @@ def product_delete(product: Product) -> None:
 
 
 def products_bulk_insert(
-    rows: Sequence[tuple[int | None, str, Decimal]], *, ids_above: int = 0
+    rows: Sequence[tuple[int | None, str, Decimal]],
+    *,
+    ids_above: int = 0,
+    ledger_key: str | None = None,
 ) -> list[int | None]:
     """Insert checked ``(id or None, name, price)`` rows in one transaction (bulk ingest).
 
-    Returns each row's stored id, or ``None`` where its explicit id already exists.
+    Returns each row's stored id, or ``None`` where its explicit id already exists. A chunk
+    written before under ``ledger_key`` is not written again (its recorded ids come back).
     """
-    return bulk.insert_new(Product, rows, ids_above=ids_above)
+    ledger = (ProductWriteLedger, ledger_key) if ledger_key else None
+    return bulk.insert_new(Product, rows, ids_above=ids_above, ledger=ledger)
+
+
+def products_forget_ledger(key_prefix: str) -> None:
+    """Drop the write-ledger rows of a finished job (see ``common.models.WriteLedger``)."""
+    bulk.forget_outcomes(ProductWriteLedger, key_prefix)
 
 
 def products_delete_many(ids: Sequence[int]) -> None:

@@ -6,6 +6,7 @@ both.
 
 from django.db import models
 
+from common.models import WriteLedger
 from config.db_router import database_for_app
 
 
@@ -20,6 +21,13 @@ class User(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} <{self.email}>"
+
+
+class UserWriteLedger(WriteLedger):
+    """Bulk-ingest chunks already written to the users table (see common.models.WriteLedger)."""
+
+    class Meta(WriteLedger.Meta):
+        db_table = "users_write_ledger"
 
 
 #: The alias this service reads and writes (see config.db_router).

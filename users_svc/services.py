@@ -7,7 +7,7 @@ from django.db import transaction
 from common import bulk
 from common.exceptions import RecordNotFound
 from common.references import guard_deletion
-from users_svc.models import USERS_DB, User
+from users_svc.models import USERS_DB, User, UserWriteLedger
 
 
 def user_create(*, name: str, email: str) -> User:
@@ -32,13 +32,23 @@ def user_delete(user: User) -> None:
 
 
 def users_bulk_insert(
-    rows: Sequence[tuple[int | None, str, str]], *, ids_above: int = 0
+    rows: Sequence[tuple[int | None, str, str]],
+    *,
+    ids_above: int = 0,
+    ledger_key: str | None = None,
 ) -> list[int | None]:
     """Insert checked ``(id or None, name, email)`` rows in one transaction (bulk ingest).
 
-    Returns each row's stored id, or ``None`` where its explicit id already exists.
+    Returns each row's stored id, or ``None`` where its explicit id already exists. A chunk
+    written before under ``ledger_key`` is not written again (its recorded ids come back).
     """
-    return bulk.insert_new(User, rows, ids_above=ids_above)
+    ledger = (UserWriteLedger, ledger_key) if ledger_key else None
+    return bulk.insert_new(User, rows, ids_above=ids_above, ledger=ledger)
+
+
+def users_forget_ledger(key_prefix: str) -> None:
+    """Drop the write-ledger rows of a finished job (see ``common.models.WriteLedger``)."""
+    bulk.forget_outcomes(UserWriteLedger, key_prefix)
 
 
 def users_delete_many(ids: Sequence[int]) -> None:

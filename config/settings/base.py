@@ -123,6 +123,32 @@ INGEST_WRITERS_PER_DATABASE = env_int("INGEST_WRITERS_PER_DATABASE", 2, minimum=
 # another request with the same key may take over (the first is presumed dead).
 INGEST_IDEMPOTENCY_TTL = env_int("INGEST_IDEMPOTENCY_TTL", 24 * 60 * 60, minimum=1)
 INGEST_IDEMPOTENCY_LOCK_TIMEOUT = env_int("INGEST_IDEMPOTENCY_LOCK_TIMEOUT", 15 * 60, minimum=1)
+# Background jobs (POST /ingest/?async=true): bigger batches than a request should hold open.
+INGEST_ASYNC_MAX_RECORDS = env_int("INGEST_ASYNC_MAX_RECORDS", 5_000_000, minimum=1)
+INGEST_ASYNC_MAX_BODY_BYTES = env_int(
+    "INGEST_ASYNC_MAX_BODY_BYTES", 512 * 1024 * 1024, minimum=1024
+)
+# Threads running jobs inside the web process when no broker is configured.
+INGEST_JOB_WORKERS = env_int("INGEST_JOB_WORKERS", 2, minimum=1)
+# A running job's worker proves it is alive this often; after INGEST_JOB_STALE_AFTER seconds of
+# silence the job is given to another worker, at most INGEST_JOB_MAX_ATTEMPTS times in all.
+INGEST_JOB_HEARTBEAT_SECONDS = env_float("INGEST_JOB_HEARTBEAT_SECONDS", 10.0, minimum=0.1)
+INGEST_JOB_STALE_AFTER = env_float("INGEST_JOB_STALE_AFTER", 120.0, minimum=1.0)
+INGEST_JOB_MAX_ATTEMPTS = env_int("INGEST_JOB_MAX_ATTEMPTS", 3, minimum=1)
+
+# Celery runs ingest jobs on worker machines when a broker is configured
+# (e.g. redis://redis:6379/0); without one, jobs run on threads of the web process.
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or None
+CELERY_TASK_ACKS_LATE = True  # a job whose worker dies is delivered again...
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1  # ...and a busy worker does not hoard queued jobs
+CELERY_TASK_IGNORE_RESULT = True  # results live in the job rows, not in a result backend
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    # Redis redelivers an unacknowledged job after this long: a little above the stale limit.
+    "visibility_timeout": int(INGEST_JOB_STALE_AFTER * 3),
+}
+
 # Django refuses bodies above this when read through request.body; the ingest endpoint reads
 # its body itself against INGEST_MAX_BODY_BYTES, and other JSON endpoints against this.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("API_MAX_BODY_BYTES", INGEST_MAX_BODY_BYTES, minimum=1024)

@@ -26,7 +26,7 @@ def test_create_product_keeps_the_price_exact(api, price, stored):
     assert Product.objects.get().price == Decimal(stored)
 
 
-@pytest.mark.django_db(databases="__all__", transaction=True)
+@pytest.mark.django_db(databases="__all__", transaction=True, reset_sequences=True)
 def test_whole_prices_read_like_the_seed_report_in_the_sqlite_shell(api):
     if connections["products"].vendor != "sqlite":
         pytest.skip("SQLite storage only")

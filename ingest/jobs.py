@@ -1,0 +1,238 @@
+"""Ingest jobs: a batch accepted now (202) and run in the background.
+
+Life of a job::
+
+    submit_job()  ── row + payload committed ──▶ dispatch(id) ──▶ Celery worker or local thread
+                                                                 run_job(id): claim, heartbeat,
+                                                                 pipeline.ingest(), result
+
+* The job row and its payload are committed before the job is dispatched (``on_commit``), so a
+  worker never looks for a job that is not there yet. The broker carries only the job's id.
+* With ``CELERY_BROKER_URL`` a Celery worker runs it (``celery -A config worker``); without,
+  a small thread pool inside the web process does, so ``make run`` needs no other service.
+* A worker claims a job with one conditional UPDATE (queued, or running but silent for
+  ``INGEST_JOB_STALE_AFTER`` seconds), so two workers never run it at once, and proves it is
+  alive with a heartbeat. :func:`reap_stale_jobs` gives a silent job to another worker, or
+  marks it failed after ``INGEST_JOB_MAX_ATTEMPTS`` attempts: no job stays ``running`` forever.
+* Running a job again cannot insert a record twice: every chunk is written under the job's
+  write-ledger key (``common.models.WriteLedger``), so what a dead run committed is reused.
+"""
+
+import logging
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import connections, transaction
+from django.db.models import F, Q, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from common.json import dumps
+from config.db_router import DEFAULT_DATABASE
+from ingest import pipeline
+from ingest.models import IngestJob, IngestJobPayload
+from ingest.records import decode_batch
+
+logger = logging.getLogger(__name__)
+State = IngestJob.State
+
+
+class JobNotCancellable(Exception):
+    """Only a queued job can be cancelled; the message says what state it is in (a 409)."""
+
+
+def submit_job(
+    body: bytes, *, total: int, dry_run: bool = False, atomic: bool = False, owner: str = ""
+) -> IngestJob:
+    """Store a job and its batch; it is dispatched once both are committed."""
+    with transaction.atomic(using=DEFAULT_DATABASE):
+        job = IngestJob.objects.create(
+            owner=owner,
+            total=total,
+            dry_run=dry_run,
+            atomic=atomic,
+            chunk_size=settings.INGEST_CHUNK_SIZE,
+        )
+        IngestJobPayload.objects.create(job=job, body=body)
+        transaction.on_commit(lambda: dispatch(job.id), using=DEFAULT_DATABASE)
+    return job
+
+
+def dispatch(job_id: uuid.UUID) -> None:
+    """Hand a job to Celery if a broker is configured, else to the local thread pool."""
+    if settings.CELERY_BROKER_URL:
+        from ingest.tasks import run_ingest_job
+
+        run_ingest_job.delay(str(job_id))
+    else:
+        _local_pool().submit(_run_locally, job_id)
+
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _local_pool() -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(
+                max_workers=settings.INGEST_JOB_WORKERS, thread_name_prefix="ingest-job"
+            )
+    return _pool
+
+
+def _run_locally(job_id: uuid.UUID) -> None:
+    try:
+        run_job(job_id)
+    except Exception:  # the job row says what went wrong; keep the pool's thread alive
+        logger.exception("ingest job %s crashed", job_id)
+    finally:
+        connections.close_all()
+
+
+def run_job(job_id: uuid.UUID) -> None:
+    """Run a job if this worker can claim it (see the module docstring)."""
+    job = _claim(job_id)
+    if job is None:
+        return
+    beat = _Heartbeat(job.id)
+    beat.start()
+    try:
+        body = bytes(IngestJobPayload.objects.values_list("body", flat=True).get(job_id=job.id))
+        batch = decode_batch(body)
+        del body
+        result = pipeline.ingest(
+            batch,
+            dry_run=job.dry_run,
+            atomic=job.atomic,
+            ledger_key=_ledger_key(job.id),
+            on_progress=_Progress(job.id),
+        )
+        state = State.FAILED if result.rejected else State.SUCCEEDED
+        _finish(job.id, state, result=dumps(result.as_dict()), error=result.detail or "")
+    except (pipeline.WriteFailed, ValueError) as exc:
+        _finish(job.id, State.FAILED, error=str(exc))
+    except Exception as exc:
+        logger.exception("ingest job %s failed", job.id)
+        _finish(job.id, State.FAILED, error=f"{type(exc).__name__}: {exc}")
+    finally:
+        beat.stop()
+
+
+def _ledger_key(job_id: uuid.UUID) -> str:
+    return f"job:{job_id}"
+
+
+def _claim(job_id: uuid.UUID) -> IngestJob | None:
+    """Mark the job running for this worker, if it is free to run; one UPDATE, no race."""
+    now = timezone.now()
+    silent = now - timedelta(seconds=settings.INGEST_JOB_STALE_AFTER)
+    claimed = IngestJob.objects.filter(
+        Q(state=State.QUEUED) | Q(state=State.RUNNING, heartbeat_at__lt=silent),
+        id=job_id,
+        attempts__lt=settings.INGEST_JOB_MAX_ATTEMPTS,
+    ).update(
+        state=State.RUNNING,
+        attempts=F("attempts") + 1,
+        started_at=Coalesce("started_at", Value(now)),
+        heartbeat_at=now,
+    )
+    return IngestJob.objects.get(id=job_id) if claimed else None
+
+
+def _finish(job_id: uuid.UUID, state: str, *, result: bytes | None = None, error: str = "") -> None:
+    IngestJob.objects.filter(id=job_id).update(
+        state=state,
+        result=result,
+        error=error,
+        finished_at=timezone.now(),
+        heartbeat_at=None,
+        **({"processed": F("total")} if state == State.SUCCEEDED else {}),
+    )
+    try:
+        pipeline.forget_ledger(_ledger_key(job_id))
+    except Exception:  # leftover ledger rows only cost space; the job's outcome stands
+        logger.exception("could not clear the write ledger of job %s", job_id)
+
+
+def cancel_job(job_id: uuid.UUID) -> IngestJob:
+    """Cancel a queued job (it will never run); a running or finished one cannot be."""
+    cancelled = IngestJob.objects.filter(id=job_id, state=State.QUEUED).update(
+        state=State.CANCELLED, finished_at=timezone.now()
+    )
+    job = IngestJob.objects.get(id=job_id)
+    if not cancelled:
+        where = {State.RUNNING: "is already running", State.CANCELLED: "is already cancelled"}
+        raise JobNotCancellable(
+            f"Job {job_id} {where.get(job.state, f'has already {job.state}')}; "
+            "only a queued job can be cancelled."
+        )
+    return job
+
+
+def reap_stale_jobs() -> int:
+    """Give silent running jobs to another worker, or fail them after the last attempt."""
+    silent = timezone.now() - timedelta(seconds=settings.INGEST_JOB_STALE_AFTER)
+    stale = IngestJob.objects.filter(state=State.RUNNING, heartbeat_at__lt=silent)
+    failed = stale.filter(attempts__gte=settings.INGEST_JOB_MAX_ATTEMPTS).update(
+        state=State.FAILED,
+        finished_at=timezone.now(),
+        error=(
+            f"The worker running this job stopped answering, {settings.INGEST_JOB_MAX_ATTEMPTS} "
+            "times; records written before are kept, see the database."
+        ),
+    )
+    retried = 0
+    for job_id in stale.values_list("id", flat=True):
+        requeued = IngestJob.objects.filter(
+            id=job_id, state=State.RUNNING, heartbeat_at__lt=silent
+        ).update(state=State.QUEUED)
+        if requeued:
+            retried += 1
+            dispatch(job_id)
+    if failed or retried:
+        logger.warning("ingest jobs: %d stale job(s) retried, %d failed", retried, failed)
+    return failed + retried
+
+
+class _Heartbeat:
+    """A thread that updates the job's heartbeat until stopped (and closes its connection)."""
+
+    def __init__(self, job_id: uuid.UUID) -> None:
+        self.job_id = job_id
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"ingest-beat-{job_id}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.wait(settings.INGEST_JOB_HEARTBEAT_SECONDS):
+                IngestJob.objects.filter(id=self.job_id, state=State.RUNNING).update(
+                    heartbeat_at=timezone.now()
+                )
+        finally:
+            connections.close_all()
+
+
+class _Progress:
+    """Records the number of finished records, at most about once a second."""
+
+    def __init__(self, job_id: uuid.UUID) -> None:
+        self.job_id = job_id
+        self.last = 0.0
+
+    def __call__(self, done: int) -> None:
+        now = timezone.now().timestamp()
+        if now - self.last >= 1.0:
+            self.last = now
+            IngestJob.objects.filter(id=self.job_id).update(processed=done)

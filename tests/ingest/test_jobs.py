@@ -1,0 +1,188 @@
+"""Background ingest jobs on the local thread pool: from 202 to a result, and crash safety."""
+
+import json
+import time
+import uuid
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from ingest import jobs
+from ingest.models import IngestJob
+from orders_svc import services as order_services
+from orders_svc.models import Order
+from products_svc.models import Product
+from users_svc.models import User, UserWriteLedger
+
+pytestmark = pytest.mark.django_db(databases="__all__", transaction=True, reset_sequences=True)
+
+SEED = json.loads(
+    open(__file__.rsplit("/tests/", 1)[0] + "/ingest/fixtures/seed.json").read()  # noqa: PTH123, SIM115
+)
+
+
+def post(api, body, query="?async=true", **headers):
+    return api.generic(
+        "POST", f"/ingest/{query}", json.dumps(body), content_type="application/json", **headers
+    )
+
+
+def wait_for(api, url, states=("succeeded", "failed", "cancelled"), timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = api.get(url).json()
+        if job["state"] in states:
+            return job
+        time.sleep(0.05)
+    raise AssertionError(f"job still {job['state']} after {timeout}s")
+
+
+def test_an_async_batch_goes_from_202_to_succeeded_with_the_sync_result(api):
+    response = post(api, SEED)
+    assert response.status_code == 202
+    job = response.json()
+    assert response["Location"] == job["url"]
+    assert response["Preference-Applied"] == "respond-async"
+    assert job["state"] in ("queued", "running", "succeeded")
+    assert job["total"] == 30
+    done = wait_for(api, job["url"])
+    assert done["state"] == "succeeded"
+    assert done["processed"] == done["total"] == 30
+    assert done["started_at"]
+    assert done["finished_at"]
+    assert done["result"]["users"]["inserted_ids"] == list(range(1, 10))
+    assert [s["id"] for s in done["result"]["orders"]["skipped_records"]] == [8, 9, 10]
+    assert (User.objects.count(), Product.objects.count(), Order.objects.count()) == (9, 9, 7)
+
+
+def test_prefer_respond_async_header_does_the_same(api):
+    response = post(
+        api,
+        {"users": [{"name": "A", "email": "a@example.com"}]},
+        "",
+        HTTP_PREFER="respond-async, wait=10",
+    )
+    assert response.status_code == 202
+    assert wait_for(api, response.json()["url"])["state"] == "succeeded"
+
+
+def test_async_accepts_bigger_batches_than_sync_and_has_its_own_limits(api, settings):
+    settings.INGEST_MAX_RECORDS = 2
+    settings.INGEST_ASYNC_MAX_RECORDS = 5
+    users = [{"name": f"U{i}", "email": f"u{i}@example.com"} for i in range(4)]
+    assert post(api, {"users": users}, "").status_code == 413
+    response = post(api, {"users": users})
+    assert response.status_code == 202
+    assert wait_for(api, response.json()["url"])["result"]["users"]["inserted"] == 4
+    too_many = post(api, {"users": users * 2})
+    assert too_many.status_code == 413
+    assert "(INGEST_ASYNC_MAX_RECORDS)" in too_many.json()["detail"]
+
+
+def test_a_malformed_async_body_is_a_400_and_no_job(api):
+    assert post(api, "{oops").status_code == 400
+    assert post(api, {"user": []}).status_code == 400
+    assert not IngestJob.objects.exists()
+
+
+def test_jobs_are_listed_newest_first_and_paginated(api):
+    for _ in range(3):
+        wait_for(api, post(api, {"users": []}).json()["url"])
+    page = api.get("/ingest/jobs/?page_size=2").json()
+    assert page["count"] == 3
+    assert len(page["results"]) == 2
+    assert "result" not in page["results"][0]
+    assert page["results"][0]["created_at"] >= page["results"][1]["created_at"]
+    assert api.get(f"/ingest/jobs/{uuid.uuid4()}/").status_code == 404
+    assert api.get("/ingest/jobs/not-a-job/").status_code == 404
+
+
+def test_a_queued_job_can_be_cancelled_and_then_never_runs(api, monkeypatch):
+    monkeypatch.setattr(jobs, "dispatch", lambda job_id: None)  # nobody picks it up
+    job = post(api, SEED).json()
+    response = api.post(job["url"] + "cancel/")
+    assert response.status_code == 200
+    assert response.json()["state"] == "cancelled"
+    jobs.run_job(uuid.UUID(job["id"]))
+    assert not User.objects.exists()
+    again = api.post(job["url"] + "cancel/")
+    assert again.status_code == 409
+    assert "is already cancelled" in again.json()["detail"]
+
+
+def test_a_finished_job_cannot_be_cancelled(api):
+    job = wait_for(api, post(api, {"users": []}).json()["url"])
+    response = api.post(job["url"] + "cancel/")
+    assert response.status_code == 409
+    assert "has already succeeded" in response.json()["detail"]
+
+
+class WorkerDied(BaseException):
+    """Stands for a worker killed mid-job: nothing in the job's code catches it."""
+
+
+def test_a_job_whose_worker_died_is_run_again_without_inserting_twice(api, monkeypatch):
+    monkeypatch.setattr(jobs, "dispatch", lambda job_id: None)
+    users = [{"name": f"U{i}", "email": f"u{i}@example.com"} for i in range(25)]  # no ids
+    products = [{"name": f"P{i}", "price": 5} for i in range(25)]
+    orders = [{"user_id": 1 + i, "product_id": 1 + i, "quantity": 1} for i in range(25)]
+    job = post(api, {"users": users, "products": products, "orders": orders}).json()
+    job_id = uuid.UUID(job["id"])
+
+    real_orders_insert = order_services.orders_bulk_insert
+
+    def dies_before_the_orders(*args, **kwargs):
+        raise WorkerDied
+
+    monkeypatch.setattr(order_services, "orders_bulk_insert", dies_before_the_orders)
+    with pytest.raises(WorkerDied):
+        jobs.run_job(job_id)
+    assert IngestJob.objects.get(id=job_id).state == "running"
+    assert User.objects.count() == 25  # the users and products chunks were committed...
+    assert not Order.objects.exists()
+    assert UserWriteLedger.objects.count() == 1  # ...and recorded under the job's key
+
+    monkeypatch.setattr(order_services, "orders_bulk_insert", real_orders_insert)
+    IngestJob.objects.filter(id=job_id).update(heartbeat_at=timezone.now() - timedelta(hours=1))
+    monkeypatch.setattr(jobs, "dispatch", jobs.run_job)  # run the retry right here
+    assert jobs.reap_stale_jobs() == 1
+
+    done = IngestJob.objects.get(id=job_id)
+    assert done.state == "succeeded"
+    assert done.attempts == 2
+    result = json.loads(bytes(done.result))
+    assert result["users"]["inserted_ids"] == list(range(1, 26))
+    assert User.objects.count() == 25  # not 50: the second run reused what the first wrote
+    assert Product.objects.count() == 25
+    assert Order.objects.count() == 25
+    assert not UserWriteLedger.objects.exists()  # cleared once the job finished
+
+
+def test_a_job_that_keeps_dying_is_failed_after_the_last_attempt(api, monkeypatch, settings):
+    settings.INGEST_JOB_MAX_ATTEMPTS = 2
+    monkeypatch.setattr(jobs, "dispatch", lambda job_id: None)
+    job_id = uuid.UUID(post(api, {"users": []}).json()["id"])
+    IngestJob.objects.filter(id=job_id).update(
+        state="running", attempts=2, heartbeat_at=timezone.now() - timedelta(hours=1)
+    )
+    response = api.get(f"/ingest/jobs/{job_id}/")  # looking at jobs reaps dead ones
+    assert response.json()["state"] == "failed"
+    assert "stopped answering" in response.json()["error"]
+
+
+def test_a_rejected_atomic_job_fails_with_the_result(api):
+    job = post(api, {"users": [{"name": "", "email": "x@example.com"}]}, "?async=true&atomic=true")
+    done = wait_for(api, job.json()["url"])
+    assert done["state"] == "failed"
+    assert done["error"].startswith("atomic=true: nothing was written")
+    assert done["result"]["committed"] is False
+
+
+def test_the_same_idempotency_key_replays_the_same_job(api):
+    first = post(api, SEED, HTTP_IDEMPOTENCY_KEY="job-key")
+    second = post(api, SEED, HTTP_IDEMPOTENCY_KEY="job-key")
+    assert first.status_code == second.status_code == 202
+    assert first.json()["id"] == second.json()["id"]
+    assert IngestJob.objects.count() == 1
+    wait_for(api, first.json()["url"])
