@@ -139,16 +139,93 @@ def run_raw(body_path: Path, data_dir: Path) -> dict:
     }
 
 
-def _django(data_dir: Path, threads: bool = True) -> None:
-    os.environ.update(
-        DATA_DIR=str(data_dir),
-        DJANGO_SETTINGS_MODULE="config.settings.local",
-        DEBUG="false",
-        INGEST_WRITER_THREADS="true" if threads else "false",
-        LOG_LEVEL="WARNING",
-    )
+def run_raw_pg(body_path: Path, data_dir: Path, urls: dict[str, str]) -> dict:
+    """Plain psycopg + plain checks + COPY: the raw limit of PostgreSQL on this machine."""
+    import orjson
+    import psycopg
+
+    body = body_path.read_bytes()
+    ddl = {
+        "users": [
+            "CREATE TABLE users (id bigint PRIMARY KEY, name varchar(255) NOT NULL, "
+            "email varchar(254) NOT NULL)"
+        ],
+        "products": [
+            "CREATE TABLE products (id bigint PRIMARY KEY, name varchar(255) NOT NULL, "
+            "price numeric(12, 2) NOT NULL)"
+        ],
+        "orders": [
+            "CREATE TABLE orders (id bigint PRIMARY KEY, user_id bigint NOT NULL, "
+            "product_id bigint NOT NULL, quantity integer NOT NULL)",
+            "CREATE INDEX orders_user ON orders (user_id)",
+            "CREATE INDEX orders_product ON orders (product_id)",
+        ],
+    }
+    connections = {}
+    for name, statements in ddl.items():
+        connection = psycopg.connect(urls[f"{name.upper()}_DATABASE_URL"], autocommit=True)
+        for statement in statements:
+            connection.execute(statement)
+        connections[name] = connection
+
+    started = time.perf_counter()
+    batch = orjson.loads(body)
+    parsed = time.perf_counter()
+    users = [
+        (u["id"], u["name"], u["email"])
+        for u in batch["users"]
+        if u["name"].strip() and "@" in u["email"]
+    ]
+    products = [(p["id"], p["name"], p["price"]) for p in batch["products"] if p["price"] > 0]
+    user_ids, product_ids = {u[0] for u in users}, {p[0] for p in products}
+    orders = [
+        (o["id"], o["user_id"], o["product_id"], o["quantity"])
+        for o in batch["orders"]
+        if o["quantity"] > 0 and o["user_id"] in user_ids and o["product_id"] in product_ids
+    ]
+    for name, rows, columns in (
+        ("users", users, "id, name, email"),
+        ("products", products, "id, name, price"),
+        ("orders", orders, "id, user_id, product_id, quantity"),
+    ):
+        connection = connections[name]
+        with (
+            connection.transaction(),
+            connection.cursor() as cursor,
+            cursor.copy(f"COPY {name} ({columns}) FROM STDIN") as copy,
+        ):
+            for row in rows:
+                copy.write_row(row)
+    finished = time.perf_counter()
+    for connection in connections.values():
+        connection.close()
+    return {
+        "seconds": finished - started,
+        "parse_seconds": parsed - started,
+        "inserted": {"users": len(users), "products": len(products), "orders": len(orders)},
+        "peak_rss_mb": _peak_rss_mb(),
+    }
+
+
+def _service_env(data_dir: Path, urls: dict[str, str] | None) -> dict[str, str]:
+    """Environment for the service: fresh SQLite files in data_dir, or the given database URLs."""
+    env = {
+        **os.environ,
+        "DATA_DIR": str(data_dir),
+        "DJANGO_SETTINGS_MODULE": "config.settings.local",
+        "DEBUG": "false",
+        "LOG_LEVEL": "WARNING",
+    }
     for variable in ("DEFAULT", "USERS", "PRODUCTS", "ORDERS"):
-        os.environ.pop(f"{variable}_DATABASE_URL", None)
+        env.pop(f"{variable}_DATABASE_URL", None)
+    env.update(urls or {})
+    return env
+
+
+def _django(data_dir: Path, threads: bool = True, urls: dict[str, str] | None = None) -> None:
+    os.environ.clear()
+    os.environ.update(_service_env(data_dir, urls))
+    os.environ["INGEST_WRITER_THREADS"] = "true" if threads else "false"
     sys.path.insert(0, str(ROOT))
     import django
     from django.core.management import call_command
@@ -157,9 +234,11 @@ def _django(data_dir: Path, threads: bool = True) -> None:
     call_command("init_db", verbosity=0)
 
 
-def run_pipeline(body_path: Path, data_dir: Path, threads: bool) -> dict:
+def run_pipeline(
+    body_path: Path, data_dir: Path, threads: bool, urls: dict[str, str] | None = None
+) -> dict:
     """The service's pipeline, in-process, from the same JSON bytes."""
-    _django(data_dir, threads)
+    _django(data_dir, threads, urls)
     from ingest import pipeline
     from ingest.records import decode_batch
 
@@ -257,17 +336,9 @@ def _proc_status(pid: int) -> dict[str, int]:
     return fields
 
 
-def run_http(body_path: Path, data_dir: Path) -> dict:
+def run_http(body_path: Path, data_dir: Path, urls: dict[str, str] | None = None) -> dict:
     """POST /ingest/ against gunicorn (one worker process, production-like settings)."""
-    env = {
-        **os.environ,
-        "DATA_DIR": str(data_dir),
-        "DJANGO_SETTINGS_MODULE": "config.settings.local",
-        "DEBUG": "false",
-        "LOG_LEVEL": "WARNING",
-    }
-    for variable in ("DEFAULT", "USERS", "PRODUCTS", "ORDERS"):
-        env.pop(f"{variable}_DATABASE_URL", None)
+    env = _service_env(data_dir, urls)
     subprocess.run([PYTHON, "manage.py", "init_db", "-v", "0"], cwd=ROOT, env=env, check=True)
     port = _free_port()
     server = subprocess.Popen(
@@ -338,11 +409,50 @@ def _request(port: int, method: str, path: str, body: bytes) -> tuple[int, bytes
 # --- orchestration -----------------------------------------------------------------------------
 
 
-def measure(kind: str, body_path: Path, repeat: int, **options) -> list[dict]:
-    """Run one approach ``repeat`` times, each in a new process on new database files."""
+PG_URL = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432")
+
+
+def postgres_available() -> bool:
+    import psycopg
+
+    try:
+        psycopg.connect(f"{PG_URL}/postgres", connect_timeout=3).close()
+    except psycopg.OperationalError:
+        return False
+    return True
+
+
+def _fresh_postgres(prefix: str) -> dict[str, str]:
+    """Four new, empty PostgreSQL databases; their URLs by variable."""
+    import psycopg
+
+    urls = {}
+    with psycopg.connect(f"{PG_URL}/postgres", autocommit=True) as admin:
+        for alias in ("default", "users", "products", "orders"):
+            name = f"{prefix}_{alias}"
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            admin.execute(f'CREATE DATABASE "{name}"')
+            urls[f"{alias.upper()}_DATABASE_URL"] = f"{PG_URL}/{name}"
+    return urls
+
+
+def _drop_postgres(urls: dict[str, str]) -> None:
+    import psycopg
+
+    with psycopg.connect(f"{PG_URL}/postgres", autocommit=True) as admin:
+        for url in urls.values():
+            admin.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
+
+
+def measure(
+    kind: str, body_path: Path, repeat: int, postgres: bool = False, **options
+) -> list[dict]:
+    """Run one approach ``repeat`` times, each in a new process on new databases."""
     runs = []
     for _ in range(repeat):
         data_dir = Path(tempfile.mkdtemp(prefix=f"bench-{kind}-"))
+        if postgres:
+            options["urls"] = _fresh_postgres(f"bench_{kind}")
         try:
             output = subprocess.run(
                 [
@@ -368,6 +478,8 @@ def measure(kind: str, body_path: Path, repeat: int, **options) -> list[dict]:
             raise
         finally:
             shutil.rmtree(data_dir, ignore_errors=True)
+            if postgres:
+                _drop_postgres(options["urls"])
         runs.append(json.loads(output.strip().splitlines()[-1]))
     return runs
 
@@ -380,6 +492,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--naive-subset", type=int, default=2_000)
     parser.add_argument("--only", help="comma-separated approaches to run (raw always runs)")
+    parser.add_argument(
+        "--no-postgres", dest="postgres", action="store_false", help="leave out the PostgreSQL runs"
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--body", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--data-dir", type=Path, help=argparse.SUPPRESS)
@@ -387,7 +502,13 @@ def main() -> None:
     args = parser.parse_args()
 
     if args.worker:
-        workers = {"raw": run_raw, "pipeline": run_pipeline, "naive": run_naive, "http": run_http}
+        workers = {
+            "raw": run_raw,
+            "raw_pg": run_raw_pg,
+            "pipeline": run_pipeline,
+            "naive": run_naive,
+            "http": run_http,
+        }
         result = workers[args.worker](args.body, args.data_dir, **json.loads(args.options))
         print(json.dumps(result))
         return
@@ -411,7 +532,21 @@ def main() -> None:
         "pipeline_inline": lambda: measure("pipeline", body_path, args.repeat, threads=False),
         "http": lambda: measure("http", body_path, args.repeat),
     }
+    if args.postgres and postgres_available():
+        plan.update(
+            {
+                "raw_pg": lambda: measure("raw_pg", body_path, args.repeat, postgres=True),
+                "pipeline_pg": lambda: measure(
+                    "pipeline", body_path, args.repeat, postgres=True, threads=True
+                ),
+                "http_pg": lambda: measure("http", body_path, args.repeat, postgres=True),
+            }
+        )
+    elif args.postgres:
+        print(f"PostgreSQL is not reachable at {PG_URL}: its figures are left out.")
     wanted = {"raw", *(args.only.split(",") if args.only else plan)}
+    if any(kind.endswith("_pg") for kind in wanted):
+        wanted.add("raw_pg")
     try:
         results = {kind: run() for kind, run in plan.items() if kind in wanted}
     finally:
@@ -425,6 +560,9 @@ LABELS = {
     "pipeline_threads": "pipeline in-process, writer threads",
     "pipeline_inline": "pipeline in-process, no threads",
     "http": "POST /ingest/ end to end (gunicorn)",
+    "raw_pg": "raw psycopg COPY (baseline)",
+    "pipeline_pg": "pipeline in-process, writer threads",
+    "http_pg": "POST /ingest/ end to end (gunicorn)",
 }
 
 
@@ -433,17 +571,33 @@ def report(results: dict[str, list[dict]], total: int) -> None:
         return run.get("records", total) / run["seconds"]
 
     best = {kind: max(runs, key=rate) for kind, runs in results.items()}
-    raw_rate = rate(best["raw"])
-    print(
-        f"\n{'approach':<40}{'records/s':>12}{'median':>12}{'seconds':>9}{'vs raw':>9}"
-        f"{'peak RSS':>10}"
-    )
-    for kind, runs in results.items():
-        run = best[kind]
-        median = statistics.median(rate(r) for r in runs)
+
+    def table(title: str, kinds: list[str], baseline: str) -> None:
+        print(f"\n{title}")
         print(
-            f"{LABELS[kind]:<40}{rate(run):>12,.0f}{median:>12,.0f}{run['seconds']:>9.2f}"
-            f"{rate(run) / raw_rate:>8.2f}x{run['peak_rss_mb']:>8.0f}MB"
+            f"{'approach':<40}{'records/s':>12}{'median':>12}{'seconds':>9}{'vs raw':>9}"
+            f"{'peak RSS':>10}"
+        )
+        for kind in kinds:
+            if kind not in results:
+                continue
+            run = best[kind]
+            median = statistics.median(rate(r) for r in results[kind])
+            print(
+                f"{LABELS[kind]:<40}{rate(run):>12,.0f}{median:>12,.0f}{run['seconds']:>9.2f}"
+                f"{rate(run) / rate(best[baseline]):>8.2f}x{run['peak_rss_mb']:>8.0f}MB"
+            )
+
+    table(
+        "SQLite (a file per service):",
+        ["raw", "naive", "pipeline_threads", "pipeline_inline", "http"],
+        "raw",
+    )
+    if "raw_pg" in results:
+        table(
+            "PostgreSQL (a database per service, local server):",
+            ["raw_pg", "pipeline_pg", "http_pg"],
+            "raw_pg",
         )
     print()
     if "naive" in best:
@@ -456,25 +610,27 @@ def report(results: dict[str, list[dict]], total: int) -> None:
         "rows inserted (users, products, orders): "
         + "; ".join(
             f"{kind} {tuple(best[kind]['inserted'].values())}"
-            for kind in ("raw", "pipeline_threads", "pipeline_inline", "http")
-            if kind in best
+            for kind in LABELS
+            if kind in best and kind != "naive"
         )
     )
     if "pipeline_threads" in best and "pipeline_inline" in best:
         gain = rate(best["pipeline_threads"]) / rate(best["pipeline_inline"])
         print(f"writer threads vs none: {gain:.2f}x")
-    if "http" in best:
-        http = best["http"]
-        ratio = rate(http) / raw_rate
-        growth = http["server_rss_growth_mb"] / http["body_mb"]
-        print(
-            f"end to end vs raw: {ratio:.2f}x "
-            f"(target >= 0.60x: {'met' if ratio >= 0.6 else 'NOT met'})"
+    for served, raw, name in (("http", "raw", "SQLite"), ("http_pg", "raw_pg", "PostgreSQL")):
+        if served not in best:
+            continue
+        run = best[served]
+        ratio = rate(run) / rate(best[raw])
+        growth = run["server_rss_growth_mb"] / run["body_mb"]
+        medians = statistics.median(rate(r) for r in results[http]) / statistics.median(
+            rate(r) for r in results[raw]
         )
         print(
-            f"server RSS growth during the request: {http['server_rss_growth_mb']:.0f} MiB for "
-            f"a {http['body_mb']:.1f} MiB body = {growth:.1f}x the body "
-            f"(target < 10x: {'met' if growth < 10 else 'NOT met'})"
+            f"{name}: end to end vs raw {ratio:.2f}x best, {medians:.2f}x median "
+            f"(target >= 0.60x: {'met' if ratio >= 0.6 else 'NOT met'}); server RSS growth "
+            f"{run['server_rss_growth_mb']:.0f} MiB for a {run['body_mb']:.1f} MiB body = "
+            f"{growth:.1f}x (target < 10x: {'met' if growth < 10 else 'NOT met'})"
         )
 
 

@@ -12,17 +12,22 @@ from typing import Any
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+#: Every variable the settings have read (docker-compose.yml sets them all; a test checks).
+READ_VARIABLES: set[str] = set()
+
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
 
 def env_str(name: str, default: str | None = None) -> str | None:
     """The variable's value, or ``default`` when it is unset."""
+    READ_VARIABLES.add(name)
     return os.environ.get(name, default)
 
 
 def env_required(name: str, why: str) -> str:
     """The variable's value; refuse to start without it."""
+    READ_VARIABLES.add(name)
     value = os.environ.get(name, "").strip()
     if not value:
         raise ImproperlyConfigured(f"Set the {name} environment variable: {why}")
@@ -31,6 +36,7 @@ def env_required(name: str, why: str) -> str:
 
 def env_bool(name: str, default: bool) -> bool:
     """``1/true/yes/on`` or ``0/false/no/off`` (case-insensitive)."""
+    READ_VARIABLES.add(name)
     raw = os.environ.get(name)
     if raw is None:
         return default
@@ -44,6 +50,7 @@ def env_bool(name: str, default: bool) -> bool:
 
 def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
     """A whole number, at least ``minimum`` when given."""
+    READ_VARIABLES.add(name)
     raw = os.environ.get(name)
     if raw is None or not raw.strip():
         return default
@@ -58,6 +65,7 @@ def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
 
 def env_float(name: str, default: float, *, minimum: float | None = None) -> float:
     """A number, at least ``minimum`` when given."""
+    READ_VARIABLES.add(name)
     raw = os.environ.get(name)
     if raw is None or not raw.strip():
         return default
@@ -72,6 +80,7 @@ def env_float(name: str, default: float, *, minimum: float | None = None) -> flo
 
 def env_list(name: str, default: list[str]) -> list[str]:
     """A comma-separated list; blanks are dropped."""
+    READ_VARIABLES.add(name)
     raw = os.environ.get(name)
     if raw is None:
         return default
@@ -107,6 +116,7 @@ def database_from_env(
     cache_kib: int = 2000,
 ) -> dict[str, Any]:
     """One DATABASES entry: the URL in ``variable``, else a SQLite file at ``sqlite_path``."""
+    READ_VARIABLES.add(variable)
     url = os.environ.get(variable, "").strip() or f"sqlite:///{sqlite_path}"
     try:
         config = dj_database_url.parse(url, conn_max_age=conn_max_age, conn_health_checks=True)

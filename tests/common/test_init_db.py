@@ -59,3 +59,9 @@ def test_init_db_on_fresh_machine_creates_the_four_files(tmp_path):
             assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert name in tables
         assert not tables & ({"users", "products", "orders"} - {name})
+
+
+def test_init_db_is_quiet_with_verbosity_zero():
+    out = StringIO()
+    call_command("init_db", verbosity=0, stdout=out)
+    assert out.getvalue() == ""

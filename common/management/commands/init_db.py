@@ -7,7 +7,7 @@ Prints, for each service, the line the seed report shows:
     orders database initialized.
 
 Django's own tables (auth, sessions, admin, ingest bookkeeping) go to the ``default`` database
-first; with ``-v 2`` that is reported too.
+first; with ``-v 2`` that is reported too, with ``-v 0`` nothing is.
 """
 
 from django.core.management import call_command
@@ -29,4 +29,5 @@ class Command(BaseCommand):
             self.stdout.write(f"{DEFAULT_DATABASE} database initialized.")
         for alias in SERVICE_DATABASES.values():
             call_command("migrate", database=alias, verbosity=migrate_verbosity, interactive=False)
-            self.stdout.write(f"{alias} database initialized.")
+            if verbosity:
+                self.stdout.write(f"{alias} database initialized.")

@@ -1,0 +1,23 @@
+"""gunicorn settings for production (the Docker image runs ``gunicorn -c config/gunicorn.conf.py``).
+
+Each worker process runs requests on a few threads (``gthread``). An ingest request is CPU-bound
+Python plus database writes on its own writer threads, so more processes (one per core) serve
+more ingests in parallel, while the threads keep cheap reads (lists, retrieves) flowing beside
+a running ingest. Every value can be set from the environment.
+"""
+
+import multiprocessing
+import os
+
+bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
+worker_class = "gthread"
+workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count()))
+threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+# A synchronous ingest of the largest allowed batch (500,000 records) takes a few seconds on
+# two cores; leave room for a slow disk before a worker is considered hung.
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "120"))
+graceful_timeout = 30
+keepalive = 5
+accesslog = "-"
+errorlog = "-"
+loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
