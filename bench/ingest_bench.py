@@ -623,7 +623,7 @@ def report(results: dict[str, list[dict]], total: int) -> None:
         run = best[served]
         ratio = rate(run) / rate(best[raw])
         growth = run["server_rss_growth_mb"] / run["body_mb"]
-        medians = statistics.median(rate(r) for r in results[http]) / statistics.median(
+        medians = statistics.median(rate(r) for r in results[served]) / statistics.median(
             rate(r) for r in results[raw]
         )
         print(

@@ -186,3 +186,19 @@ def test_the_same_idempotency_key_replays_the_same_job(api):
     assert first.json()["id"] == second.json()["id"]
     assert IngestJob.objects.count() == 1
     wait_for(api, first.json()["url"])
+
+
+def test_the_reap_command_handles_silent_jobs(api, monkeypatch):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    monkeypatch.setattr(jobs, "dispatch", lambda job_id: None)
+    job_id = uuid.UUID(post(api, {"users": []}).json()["id"])
+    IngestJob.objects.filter(id=job_id).update(
+        state="running", attempts=1, heartbeat_at=timezone.now() - timedelta(hours=1)
+    )
+    out = StringIO()
+    call_command("reap_ingest_jobs", stdout=out)
+    assert out.getvalue() == "1 stale job(s) retried or failed.\n"
+    assert IngestJob.objects.get(id=job_id).state == "queued"
