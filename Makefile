@@ -31,6 +31,10 @@ install-dev: $(VENV)/.installed-dev
 run: install
 	$(BIN)/python manage.py init_db
 	@echo "Serving on http://$(HOST):$(PORT)/ (API docs: http://$(HOST):$(PORT)/api/docs/)"
+	@echo "Reads are open; writes need a token. Get one with:"
+	@echo "    $(BIN)/python manage.py create_api_token my-client"
+	@echo "and send it as: -H 'Authorization: Token <token>'"
+	@echo "Admin login: $(BIN)/python manage.py createsuperuser, then http://$(HOST):$(PORT)/admin/"
 	$(BIN)/python manage.py runserver $(HOST):$(PORT)
 
 lint: install-dev

@@ -340,6 +340,15 @@ def run_http(body_path: Path, data_dir: Path, urls: dict[str, str] | None = None
     """POST /ingest/ against gunicorn (one worker process, production-like settings)."""
     env = _service_env(data_dir, urls)
     subprocess.run([PYTHON, "manage.py", "init_db", "-v", "0"], cwd=ROOT, env=env, check=True)
+    token = subprocess.run(
+        [PYTHON, "manage.py", "create_api_token", "bench"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    env["API_INGEST_RATE"] = env["API_WRITE_RATE"] = ""  # the benchmark measures, not limits
     port = _free_port()
     server = subprocess.Popen(
         [
@@ -372,12 +381,12 @@ def run_http(body_path: Path, data_dir: Path, urls: dict[str, str] | None = None
                     raise RuntimeError("gunicorn did not start") from None
                 time.sleep(0.1)
         worker = int(subprocess.check_output(["pgrep", "-P", str(server.pid)]).split()[0])
-        _request(port, "GET", "/users/", b"")  # warm up: imports, first connections
+        _request(port, "GET", "/users/", b"", token)  # warm up: imports, first connections
         body = body_path.read_bytes()
         before = _proc_status(worker)["VmRSS"]
         Path(f"/proc/{worker}/clear_refs").write_text("5")  # reset the peak (VmHWM)
         started = time.perf_counter()
-        status, response = _request(port, "POST", "/ingest/", body)
+        status, response = _request(port, "POST", "/ingest/", body, token)
         finished = time.perf_counter()
         peak = _proc_status(worker)["VmHWM"]
         if status != 200:
@@ -396,10 +405,11 @@ def run_http(body_path: Path, data_dir: Path, urls: dict[str, str] | None = None
         server.wait(timeout=30)
 
 
-def _request(port: int, method: str, path: str, body: bytes) -> tuple[int, bytes]:
+def _request(port: int, method: str, path: str, body: bytes, token: str = "") -> tuple[int, bytes]:
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+    headers = {"Content-Type": "application/json", "Authorization": f"Token {token}"}
     try:
-        connection.request(method, path, body=body, headers={"Content-Type": "application/json"})
+        connection.request(method, path, body=body, headers=headers)
         response = connection.getresponse()
         return response.status, response.read()
     finally:

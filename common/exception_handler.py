@@ -8,9 +8,11 @@ from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
 from rest_framework import status
+from rest_framework.exceptions import ErrorDetail, NotAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
+from common.auth import TOKEN_NEEDED
 from common.exceptions import PayloadTooLarge, RecordInvalid, RecordNotFound, RecordReferenced
 
 
@@ -27,6 +29,8 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         )
     if isinstance(exc, RequestDataTooBig):
         exc = PayloadTooLarge(str(exc))
+    if isinstance(exc, NotAuthenticated):  # DRF's own message does not say how to get in
+        exc.detail = ErrorDetail(TOKEN_NEEDED, code=exc.default_code)
     response = exception_handler(exc, context)
     if response is not None and isinstance(response.data, dict):
         code = getattr(response.data.get("detail"), "code", None)

@@ -18,6 +18,7 @@ from rest_framework.response import Response
 from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
+from common.auth import IngestRateThrottle, WriteRateThrottle
 from common.exceptions import Conflict, PayloadTooLarge, Unavailable, Unprocessable
 from common.json import ORJSONParser, dumps, read_limited
 from ingest import idempotency, jobs, pipeline, selectors
@@ -79,6 +80,7 @@ class IngestView(APIView):
     # Declares JSON for the schema; the body itself is read and decoded by the view (see
     # ingest.records), never through request.data.
     parser_classes = [ORJSONParser]
+    throttle_classes = [WriteRateThrottle, IngestRateThrottle]
 
     @extend_schema(
         operation_id="ingest_create",

@@ -21,6 +21,24 @@ def pytest_configure(config) -> None:
 
 
 @pytest.fixture
-def api() -> APIClient:
-    """A DRF test client that sends JSON."""
+def api_token(django_db_blocker) -> str:
+    """The key of an API token for a client named "tests" (allowed to write)."""
+    from django.contrib.auth import get_user_model
+    from rest_framework.authtoken.models import Token
+
+    client, _ = get_user_model().objects.get_or_create(username="tests")
+    return Token.objects.get_or_create(user=client)[0].key
+
+
+@pytest.fixture
+def api(api_token) -> APIClient:
+    """A DRF test client that sends JSON and a valid API token."""
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {api_token}")
+    return client
+
+
+@pytest.fixture
+def anonymous_api() -> APIClient:
+    """A DRF test client without a token."""
     return APIClient()

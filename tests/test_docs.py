@@ -90,3 +90,11 @@ def test_schema_documents_the_ingest_endpoint_with_its_result_format():
     assert {("query", "dry_run"), ("query", "atomic"), ("header", "Idempotency-Key")} <= parameters
     result = _schema()["components"]["schemas"]["IngestResponse"]["properties"]
     assert {"errors", "users", "products", "orders", "committed"} <= set(result)
+
+
+def test_schema_says_writes_need_a_token_and_reads_do_not():
+    schema = _schema()
+    assert schema["components"]["securitySchemes"]["tokenAuth"]["in"] == "header"
+    assert {} in schema["paths"]["/users/"]["get"]["security"]
+    assert {} not in schema["paths"]["/users/"]["post"]["security"]
+    assert {"tokenAuth": []} in schema["paths"]["/ingest/"]["post"]["security"]

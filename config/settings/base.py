@@ -35,6 +35,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -153,6 +154,24 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 # its body itself against INGEST_MAX_BODY_BYTES, and other JSON endpoints against this.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("API_MAX_BODY_BYTES", INGEST_MAX_BODY_BYTES, minimum=1024)
 
+# --- Who may do what (common.auth) ----------------------------------------------------------
+API_READS_REQUIRE_TOKEN = env_bool("API_READS_REQUIRE_TOKEN", False)
+# Requests per token, e.g. "600/minute"; empty: no limit.
+API_THROTTLE_RATES = {
+    "writes": env_str("API_WRITE_RATE", "600/minute"),
+    "ingest": env_str("API_INGEST_RATE", "60/minute"),
+}
+# Throttle counts live in this cache: shared by every process with CACHE_URL (Redis), else
+# counted per process.
+_CACHE_URL = env_str("CACHE_URL")
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _CACHE_URL}
+        if _CACHE_URL
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
+}
+
 # --- REST API ------------------------------------------------------------------------------
 API_PAGE_SIZE = env_int("API_PAGE_SIZE", 50, minimum=1)
 API_MAX_PAGE_SIZE = env_int("API_MAX_PAGE_SIZE", 1000, minimum=1)
@@ -173,12 +192,15 @@ REST_FRAMEWORK = {
         "django_filters.rest_framework.DjangoFilterBackend",
         "rest_framework.filters.OrderingFilter",
     ],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "common.schema.AutoSchema",
     "EXCEPTION_HANDLER": "common.exception_handler.api_exception_handler",
-    # Authentication arrives with API tokens; until then the API is open, as the README says.
-    "DEFAULT_AUTHENTICATION_CLASSES": [],
-    "DEFAULT_PERMISSION_CLASSES": [],
-    "UNAUTHENTICATED_USER": None,
+    # Reads are open, writes need an API token (see common.auth); the admin's session works too.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "common.auth.ApiTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["common.auth.WritesNeedToken"],
+    "DEFAULT_THROTTLE_CLASSES": ["common.auth.WriteRateThrottle"],
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
     "LIST_SERIALIZER_ERRORS_AS_DICT": True,
 }

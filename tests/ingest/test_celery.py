@@ -150,17 +150,18 @@ def celery_stack(tmp_path):
                 process.kill()
 
 
-def _request(method: str, url: str, body: bytes | None = None) -> tuple[int, dict, dict]:
-    request = urllib.request.Request(
-        url, data=body, method=method, headers={"Content-Type": "application/json"}
-    )
+def _request(
+    method: str, url: str, body: bytes | None = None, token: str = ""
+) -> tuple[int, dict, dict]:
+    headers = {"Content-Type": "application/json", "Authorization": f"Token {token}"}
+    request = urllib.request.Request(url, data=body, method=method, headers=headers)
     with urllib.request.urlopen(request, timeout=30) as response:
         return response.status, dict(response.headers), json.loads(response.read())
 
 
-def test_a_celery_worker_runs_an_async_batch_to_succeeded(celery_stack):
+def test_a_celery_worker_runs_an_async_batch_to_succeeded(celery_stack, api_token):
     base_url, worker_log = celery_stack
-    status, headers, job = _request("POST", f"{base_url}/ingest/?async=true", SEED)
+    status, headers, job = _request("POST", f"{base_url}/ingest/?async=true", SEED, api_token)
     assert status == 202
     assert headers["Location"] == job["url"]
 
@@ -168,7 +169,7 @@ def test_a_celery_worker_runs_an_async_batch_to_succeeded(celery_stack):
     while job["state"] not in ("succeeded", "failed", "cancelled"):
         assert time.monotonic() < deadline, f"job still {job['state']}"
         time.sleep(0.2)
-        _, _, job = _request("GET", job["url"])
+        _, _, job = _request("GET", job["url"], token=api_token)
 
     assert job["state"] == "succeeded", job["error"]
     assert job["processed"] == job["total"] == 30

@@ -27,24 +27,26 @@ def _batch(client: int, batch: int) -> dict:
     }
 
 
-def _post(url: str, body: dict) -> tuple[int, dict]:
+def _post(url: str, body: dict, token: str) -> tuple[int, dict]:
     request = urllib.request.Request(
         url,
         data=json.dumps(body).encode(),
         method="POST",
-        headers={"Content-Type": "application/json"},
+        headers={"Content-Type": "application/json", "Authorization": f"Token {token}"},
     )
     with urllib.request.urlopen(request, timeout=120) as response:
         return response.status, json.loads(response.read())
 
 
-def test_concurrent_ingests_all_succeed_and_every_reported_row_is_stored(live_server, settings):
+def test_concurrent_ingests_all_succeed_and_every_reported_row_is_stored(
+    live_server, settings, api_token
+):
     settings.INGEST_CHUNK_SIZE = 500  # more, shorter transactions: more interleaving
     url = f"{live_server.url}/ingest/"
     jobs = [(c, b) for c in range(CLIENTS) for b in range(BATCHES_PER_CLIENT)]
 
     def run(job):
-        return _post(url, _batch(*job))
+        return _post(url, _batch(*job), api_token)
 
     with ThreadPoolExecutor(max_workers=CLIENTS) as pool:
         results = list(pool.map(run, jobs))
@@ -63,13 +65,13 @@ def test_concurrent_ingests_all_succeed_and_every_reported_row_is_stored(live_se
     assert not Order.objects.exclude(user_id__in=reported["users"]).exists()
 
 
-def test_the_same_explicit_ids_sent_twice_at_once_are_stored_once(live_server):
+def test_the_same_explicit_ids_sent_twice_at_once_are_stored_once(live_server, api_token):
     url = f"{live_server.url}/ingest/"
     body = {
         "users": [{"id": i, "name": f"U{i}", "email": f"u{i}@example.com"} for i in range(1, 3001)]
     }
     with ThreadPoolExecutor(max_workers=4) as pool:
-        results = list(pool.map(lambda _: _post(url, body), range(4)))
+        results = list(pool.map(lambda _: _post(url, body, api_token), range(4)))
     inserted = [i for _, response in results for i in response["users"]["inserted_ids"]]
     assert sorted(inserted) == list(range(1, 3001))  # each id inserted by exactly one request
     assert User.objects.count() == 3000
