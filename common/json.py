@@ -5,6 +5,7 @@ directly, which skips Django's own body-size check, so an oversized body would o
 read whole into memory.
 """
 
+import json
 from decimal import Decimal
 from typing import Any
 
@@ -61,14 +62,42 @@ def read_limited(stream, limit: int) -> bytes:
     return body
 
 
+def first_repeated_key(pairs: list[tuple[str, Any]]) -> str | None:
+    """The first key that appears twice among an object's ``(key, value)`` pairs, if any."""
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            return key
+        seen.add(key)
+    return None
+
+
+def _reject_repeated_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    decoded = dict(pairs)
+    if len(decoded) != len(pairs):
+        raise ParseError(
+            f"JSON parse error - the key {first_repeated_key(pairs)!r} appears more than once "
+            "in an object; send each key once."
+        )
+    return decoded
+
+
 class ORJSONParser(BaseParser):
-    """Parses ``application/json`` with orjson; malformed JSON is a 400 that says where."""
+    """Parses ``application/json`` with orjson; malformed JSON is a 400 that says where.
+
+    A key repeated in an object is a 400 too: parsers disagree on which value counts (orjson
+    keeps the last), so the service does not guess. Finding repeats takes Python's own parser,
+    which is fine for the small bodies of the single-record endpoints.
+    """
 
     media_type = "application/json"
 
     def parse(self, stream, media_type=None, parser_context=None):
         body = read_limited(stream, settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
         try:
-            return orjson.loads(body)
+            data = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
             raise ParseError(f"JSON parse error - {exc}") from None
+        if b"{" in body:
+            json.loads(body, object_pairs_hook=_reject_repeated_keys)
+        return data

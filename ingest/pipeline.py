@@ -50,6 +50,7 @@ from django.db import DatabaseError, transaction
 
 from common.exceptions import RecordReferenced
 from common.validation import MAX_BIGINT, UNSET, Invalid, clean_id
+from ingest.duplicates import RepeatedKey
 from ingest.records import Batch, OrderRecord, ProductRecord, UserRecord
 from ingest.writers import WriterPool, writers_for
 from orders_svc import rules as order_rules
@@ -279,6 +280,12 @@ def check_records(
 
 
 def _not_an_object(record: Any) -> Reasons:
+    if type(record) is RepeatedKey:
+        return {
+            "non_field_errors": [
+                f"The key {record.key!r} appears more than once in this record; send each once."
+            ]
+        }
     kind = _JSON_TYPE_NAMES.get(type(record), type(record).__name__)
     return {"non_field_errors": [f"Expected a JSON object, got {kind}."]}
 

@@ -41,9 +41,10 @@ NotAnObject = list | str | int | float | bool | None
 
 
 class Batch(msgspec.Struct, forbid_unknown_fields=True, gc=False):
-    users: list[UserRecord | NotAnObject] = []
-    products: list[ProductRecord | NotAnObject] = []
-    orders: list[OrderRecord | NotAnObject] = []
+    # UNSET while decoding (to tell a missing list from an empty one), then [].
+    users: list[UserRecord | NotAnObject] | msgspec.UnsetType = UNSET
+    products: list[ProductRecord | NotAnObject] | msgspec.UnsetType = UNSET
+    orders: list[OrderRecord | NotAnObject] | msgspec.UnsetType = UNSET
 
     def __len__(self) -> int:
         return len(self.users) + len(self.products) + len(self.orders)
@@ -57,16 +58,27 @@ _decoder = msgspec.json.Decoder(Batch)
 
 
 def decode_batch(body: bytes) -> Batch:
-    """Decode a JSON body into a :class:`Batch`, or raise :class:`BatchError`."""
-    return _decode(_decoder, body)
+    """Decode a JSON body into a :class:`Batch`, or raise :class:`BatchError`.
+
+    A record that repeats a key comes out as an ``ingest.duplicates.RepeatedKey`` (skipped
+    with a reason); a repeated top-level key refuses the body.
+    """
+    from ingest.duplicates import mark_repeated_keys
+
+    batch = _decode(_decoder, body)
+    mark_repeated_keys(body, batch)
+    for name in ("users", "products", "orders"):
+        if getattr(batch, name) is UNSET:
+            setattr(batch, name, [])
+    return batch
 
 
 class _Outline(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     """The batch's shape only: each record stays undecoded bytes (for counting large bodies)."""
 
-    users: list[msgspec.Raw] = []
-    products: list[msgspec.Raw] = []
-    orders: list[msgspec.Raw] = []
+    users: list[msgspec.Raw] = []  # noqa: RUF012 (msgspec copies mutable defaults)
+    products: list[msgspec.Raw] = []  # noqa: RUF012
+    orders: list[msgspec.Raw] = []  # noqa: RUF012
 
 
 _outline_decoder = msgspec.json.Decoder(_Outline)
@@ -100,3 +112,7 @@ def _decode(decoder: msgspec.json.Decoder, body: bytes):
         raise BatchError(message) from None
     except RecursionError:
         raise BatchError("JSON is nested too deeply.") from None
+    except UnicodeDecodeError as exc:
+        raise BatchError(
+            f"JSON is malformed: the body is not valid UTF-8 (byte {exc.start})."
+        ) from None

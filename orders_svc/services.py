@@ -7,6 +7,7 @@ same moment either finishes first (the order is refused) or waits for the order 
 (the deletion is refused with a 409).
 """
 
+import itertools
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from collections.abc import Set as AbstractSet
 from contextlib import contextmanager
@@ -143,6 +144,11 @@ def orders_bulk_insert(
     outcome comes back.
     """
     ledger = (OrderWriteLedger, ledger_key) if ledger_key else None
+    chunks = iter(chunks)
+    first = next(chunks, None)
+    if first is None:  # no orders at all: no transaction, no lock
+        references_ready()
+        return []
     with transaction.atomic(using=ORDERS_DB):
         lock_for_checked_insert(ORDERS_DB, ORDERS_TABLE)
         if ledger is not None and (done := bulk.recorded_outcome(ledger)) is not None:
@@ -154,7 +160,7 @@ def orders_bulk_insert(
             ]
         written = [
             (rows, bulk.insert_new_in_transaction(Order, rows, ids_above=ids_above))
-            for rows in chunks
+            for rows in itertools.chain([first], chunks)
         ]
         known = references_ready()
         if known.as_of_epoch is not None and selectors.deletion_epoch() != known.as_of_epoch:

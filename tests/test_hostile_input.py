@@ -1,0 +1,254 @@
+"""A corpus of hostile requests: each gets a 4xx with a message, or its records are skipped with
+reasons; none gets a 500, and nothing it carries reaches a database."""
+
+import json
+
+import pytest
+
+from orders_svc.models import Order
+from products_svc.models import Product
+from users_svc.models import User
+
+pytestmark = pytest.mark.django_db(databases="__all__")
+
+JSON = "application/json"
+MEGABYTE = "x" * 1_000_000
+DEEP = "[" * 5000 + "]" * 5000
+
+
+def _user(**fields) -> bytes:
+    return json.dumps({"name": "Alice", "email": "alice@example.com", **fields}).encode()
+
+
+def _batch(kind: str, record) -> bytes:
+    raw = record if isinstance(record, str) else json.dumps(record)
+    return f'{{"{kind}": [{raw}]}}'.encode()
+
+
+# (method, path, content type, body, expected: "4xx" or "skipped")
+CORPUS = [
+    # Malformed and truncated JSON
+    ("post", "/users/", JSON, b'{"name": "Alice", "email": "a@example.com"', "4xx"),
+    ("post", "/users/", JSON, b"{name: 'Alice'}", "4xx"),
+    ("post", "/products/", JSON, b'{"name": "P", "price": 1,}', "4xx"),
+    ("post", "/orders/", JSON, b"", "4xx"),
+    ("post", "/users/", JSON, b"\xff\xfe{}", "4xx"),
+    ("post", "/users/", JSON, b'{"name": "\\ud800", "email": "a@example.com"}', "4xx"),
+    ("post", "/users/", JSON, b'{"name": "a\x00b", "email": "a@example.com"}', "4xx"),
+    # Wrong content types
+    ("post", "/users/", "text/plain", b"name=Alice", "4xx"),
+    ("post", "/users/", "application/xml", b"<user><name>Alice</name></user>", "4xx"),
+    ("post", "/users/", "application/x-www-form-urlencoded", b"name=&email=nope", "4xx"),
+    # Top-level arrays and scalars
+    ("post", "/users/", JSON, b'[{"name": "Alice", "email": "a@example.com"}]', "4xx"),
+    ("post", "/products/", JSON, b'"Laptop"', "4xx"),
+    ("post", "/orders/", JSON, b"42", "4xx"),
+    ("post", "/users/", JSON, b"null", "4xx"),
+    ("post", "/users/", JSON, b"true", "4xx"),
+    # Nulls everywhere, strings for numbers and the reverse, booleans
+    ("post", "/users/", JSON, b'{"name": null, "email": null}', "4xx"),
+    ("post", "/orders/", JSON, b'{"user_id": null, "product_id": null, "quantity": null}', "4xx"),
+    ("post", "/users/", JSON, _user(name=12345), "4xx"),
+    ("post", "/users/", JSON, _user(email=["a@example.com"]), "4xx"),
+    ("post", "/products/", JSON, b'{"name": "P", "price": "cheap"}', "4xx"),
+    (
+        "post",
+        "/orders/",
+        JSON,
+        b'{"user_id": "one", "product_id": "two", "quantity": "lots"}',
+        "4xx",
+    ),
+    ("post", "/products/", JSON, b'{"name": true, "price": false}', "4xx"),
+    ("post", "/orders/", JSON, b'{"user_id": true, "product_id": 1, "quantity": 1}', "4xx"),
+    # NaN, Infinity, numbers beyond 64 bits
+    ("post", "/products/", JSON, b'{"name": "P", "price": NaN}', "4xx"),
+    ("post", "/products/", JSON, b'{"name": "P", "price": Infinity}', "4xx"),
+    ("post", "/products/", JSON, b'{"name": "P", "price": -Infinity}', "4xx"),
+    ("post", "/products/", JSON, b'{"name": "P", "price": 1e999}', "4xx"),
+    ("post", "/products/", JSON, b'{"name": "P", "price": "NaN"}', "4xx"),
+    (
+        "post",
+        "/orders/",
+        JSON,
+        b'{"user_id": 1, "product_id": 1, "quantity": 123456789012345678901234567890}',
+        "4xx",
+    ),
+    (
+        "post",
+        "/orders/",
+        JSON,
+        b'{"user_id": 99999999999999999999999, "product_id": 1, "quantity": 1}',
+        "4xx",
+    ),
+    # Negative and zero ids
+    ("post", "/orders/", JSON, b'{"user_id": -1, "product_id": 0, "quantity": 1}', "4xx"),
+    ("get", "/users/-1/", None, None, "4xx"),
+    ("get", "/products/0/", None, None, "4xx"),
+    ("put", "/users/999999999999999999999999/", JSON, _user(), "4xx"),
+    ("delete", "/orders/0/", None, None, "4xx"),
+    # Megabyte strings, deep nesting, unicode where it does not belong
+    ("post", "/users/", JSON, _user(name=MEGABYTE), "4xx"),
+    ("post", "/users/", JSON, f'{{"name": {DEEP}, "email": "a@example.com"}}'.encode(), "4xx"),
+    ("post", "/users/", JSON, _user(email="😀@example.com"), "4xx"),
+    ("post", "/users/", JSON, _user(name="   \u2003\t"), "4xx"),
+    # Duplicate keys, oversize bodies
+    ("post", "/users/", JSON, b'{"name": "Alice", "name": "", "email": "a@example.com"}', "4xx"),
+    ("post", "/users/", JSON, b'{"name": "A", "email": "' + b"a" * 3_000_000 + b'@x.com"}', "4xx"),
+    # Bad query strings
+    ("get", "/orders/?user_id=abc", None, None, "4xx"),
+    ("get", "/orders/?product_id=1e400", None, None, "4xx"),
+    ("get", "/users/?email=a%00b", None, None, "4xx"),
+    ("get", "/products/?min_price=Infinity", None, None, "4xx"),
+    ("get", "/users/?page=-3", None, None, "4xx"),
+    ("put", "/users/", JSON, _user(), "4xx"),
+    ("get", "/no/such/endpoint/", None, None, "4xx"),
+    # Bulk ingest: the body as a whole
+    ("post", "/ingest/", JSON, b'{"users": [{"name": "A"', "4xx"),
+    ("post", "/ingest/", JSON, b'[{"users": []}]', "4xx"),
+    ("post", "/ingest/", JSON, b'"users"', "4xx"),
+    ("post", "/ingest/", JSON, b'{"users": null}', "4xx"),
+    ("post", "/ingest/", JSON, b'{"customers": []}', "4xx"),
+    ("post", "/ingest/", JSON, b'{"users": [], "users": [{"name": "A"}]}', "4xx"),
+    ("post", "/ingest/", JSON, b'{"products": [{"name": "P", "price": NaN}]}', "4xx"),
+    ("post", "/ingest/", JSON, f'{{"users": [{DEEP}]}}'.encode(), "4xx"),
+    ("post", "/ingest/", JSON, b'{"users": ["\xff"]}', "4xx"),
+    ("post", "/ingest/", "text/csv", b"name,email\nA,a@example.com", "4xx"),
+    ("post", "/ingest/?dry_run=perhaps", JSON, b'{"users": []}', "4xx"),
+    ("post", "/ingest/", JSON, b'{"users": [' + b'{"name": "A"},' * 300_000 + b"{}]}", "4xx"),
+    # Bulk ingest: bad records are skipped with reasons, the batch goes on
+    ("post", "/ingest/", JSON, _batch("users", "null"), "skipped"),
+    ("post", "/ingest/", JSON, _batch("users", '"Alice"'), "skipped"),
+    ("post", "/ingest/", JSON, _batch("users", "[1, 2]"), "skipped"),
+    (
+        "post",
+        "/ingest/",
+        JSON,
+        _batch("users", {"name": None, "email": None, "id": None}),
+        "skipped",
+    ),
+    ("post", "/ingest/", JSON, _batch("users", {"name": 5, "email": 6}), "skipped"),
+    ("post", "/ingest/", JSON, _batch("products", {"name": "P", "price": True}), "skipped"),
+    ("post", "/ingest/", JSON, _batch("products", {"name": "P", "price": "1.005"}), "skipped"),
+    (
+        "post",
+        "/ingest/",
+        JSON,
+        _batch("orders", {"user_id": "x", "product_id": 1, "quantity": 1}),
+        "skipped",
+    ),
+    (
+        "post",
+        "/ingest/",
+        JSON,
+        _batch("users", {"id": 2**70, "name": "A", "email": "a@x.com"}),
+        "skipped",
+    ),
+    (
+        "post",
+        "/ingest/",
+        JSON,
+        _batch("users", {"id": -7, "name": "A", "email": "a@x.com"}),
+        "skipped",
+    ),
+    (
+        "post",
+        "/ingest/",
+        JSON,
+        _batch("users", {"id": 0, "name": "A", "email": "a@x.com"}),
+        "skipped",
+    ),
+    ("post", "/ingest/", JSON, _batch("users", {"name": MEGABYTE, "email": "a@x.com"}), "skipped"),
+    ("post", "/ingest/", JSON, _batch("users", {"name": "a\x00b", "email": "a@x.com"}), "skipped"),
+    ("post", "/ingest/", JSON, _batch("users", {"name": "A", "email": "😀@x.com"}), "skipped"),
+    (
+        "post",
+        "/ingest/",
+        JSON,
+        _batch("users", '{"name": "", "name": "Bob", "email": "b@x.com"}'),
+        "skipped",
+    ),
+    (
+        "post",
+        "/ingest/",
+        JSON,
+        _batch("orders", {"user_id": 2**64, "product_id": -1, "quantity": 2**40}),
+        "skipped",
+    ),
+    (
+        "post",
+        "/ingest/",
+        JSON,
+        _batch("users", {"name": {"$ne": None}, "email": "a@x.com"}),
+        "skipped",
+    ),
+]
+
+
+def _send(api, method, path, content_type, body):
+    if body is None:
+        return getattr(api, method)(path)
+    return api.generic(method.upper(), path, body, content_type=content_type)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "content_type", "body", "expected"),
+    CORPUS,
+    ids=[
+        f"{i:02d}-{case[0]}-{case[1].strip('/').split('/')[0] or 'root'}"
+        for i, case in enumerate(CORPUS)
+    ],
+)
+def test_hostile_request(api, settings, method, path, content_type, body, expected):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 2_500_000
+    settings.INGEST_MAX_BODY_BYTES = 4_000_000
+    response = _send(api, method, path, content_type, body)
+    assert response.status_code < 500
+    payload = response.json()
+    if expected == "4xx":
+        assert 400 <= response.status_code < 500, payload
+        assert payload, "a 4xx must say why"
+        assert any(isinstance(message, str) and message for message in _messages(payload)), payload
+    else:
+        assert response.status_code == 200, payload
+        received = sum(payload[kind]["received"] for kind in ("users", "products", "orders"))
+        skipped = [
+            record
+            for kind in ("users", "products", "orders")
+            for record in payload[kind]["skipped_records"]
+        ]
+        assert received == len(skipped) == 1
+        assert all(reasons for reasons in skipped[0]["reasons"].values())
+    assert (User.objects.count(), Product.objects.count(), Order.objects.count()) == (0, 0, 0)
+
+
+def _messages(payload):
+    if isinstance(payload, dict):
+        for value in payload.values():
+            yield from _messages(value)
+    elif isinstance(payload, list):
+        for value in payload:
+            yield from _messages(value)
+    else:
+        yield payload
+
+
+def test_the_corpus_is_big_enough():
+    assert len(CORPUS) >= 50
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Robert'); DROP TABLE users;--",
+        "1 OR 1=1",
+        "'; SELECT * FROM sqlite_master; --",
+        "Zoë 😀 日本語",
+        "<script>alert(1)</script>",
+    ],
+)
+def test_sql_and_markup_looking_text_is_stored_literally(api, name):
+    response = api.post("/users/", {"name": name, "email": "bobby@example.com"}, format="json")
+    assert response.status_code == 201
+    assert User.objects.get().name == name
+    assert api.get(f"/users/?name={name[:3]}").status_code == 200
+    assert Order.objects.count() == 0  # every table still there and untouched
