@@ -1,6 +1,6 @@
 """Read access to orders: the orders service's public query API."""
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Iterator
 
 from django.db.models import QuerySet
 
@@ -28,3 +28,38 @@ def deletion_epoch() -> int:
     """The current deletion epoch (see ``DeletionEpoch``): equal readings mean no user or product
     was deleted in between."""
     return DeletionEpoch.objects.filter(id=1).values_list("value", flat=True).first() or 0
+
+
+def dangling_orders(batch_size: int = 10_000) -> Iterator[tuple[int, int, int, list[str]]]:
+    """Orders whose user or product does not exist (rows changed behind the service's back):
+    ``(order id, user id, product id, ["user" and/or "product"])``, in id order.
+
+    Reads the orders in batches of ``batch_size`` and asks the users and products services
+    once per batch, never once per order.
+    """
+    from products_svc.selectors import existing_product_ids
+    from users_svc.selectors import existing_user_ids
+
+    last_id = 0
+    while True:
+        batch = list(
+            Order.objects.filter(id__gt=last_id)
+            .order_by("id")
+            .values_list("id", "user_id", "product_id")[:batch_size]
+        )
+        if not batch:
+            return
+        users = existing_user_ids({user_id for _, user_id, _ in batch})
+        products = existing_product_ids({product_id for _, _, product_id in batch})
+        for order_id, user_id, product_id in batch:
+            missing = [
+                kind
+                for kind, present in (
+                    ("user", user_id in users),
+                    ("product", product_id in products),
+                )
+                if not present
+            ]
+            if missing:
+                yield order_id, user_id, product_id, missing
+        last_id = batch[-1][0]
