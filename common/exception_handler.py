@@ -7,6 +7,7 @@ oversized-body error, so that a client always gets JSON and never an HTML error 
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
+from django.db import InterfaceError, OperationalError
 from rest_framework import status
 from rest_framework.exceptions import ErrorDetail, NotAuthenticated
 from rest_framework.response import Response
@@ -14,6 +15,26 @@ from rest_framework.views import exception_handler
 
 from common.auth import TOKEN_NEEDED
 from common.exceptions import PayloadTooLarge, RecordInvalid, RecordNotFound, RecordReferenced
+from common.health import SERVICE_OF, probe_all
+
+
+def unavailable_response(exc: Exception) -> Response:
+    """A 503 that names the databases that do not answer (each is probed once)."""
+    down = [health for health in probe_all() if not health.ok]
+    if down:
+        names = " and ".join(SERVICE_OF.get(h.alias, h.alias) for h in down)
+        detail = (
+            f"The {names} database is unavailable ({down[0].error}). Requests that need it "
+            "fail until it is back; the other services keep working. Retry later."
+        )
+    else:  # it answered again by now, or it was only busy (a lock held past the timeout)
+        detail = f"A database did not answer in time ({str(exc).strip()[:300]}). Retry later."
+    response = Response(
+        {"detail": detail, "code": "unavailable", "unavailable": [h.alias for h in down]},
+        status=status.HTTP_503_SERVICE_UNAVAILABLE,
+    )
+    response["Retry-After"] = "5"
+    return response
 
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
@@ -27,6 +48,8 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
             {"detail": str(exc), "code": "referenced", "references": exc.references},
             status=status.HTTP_409_CONFLICT,
         )
+    if isinstance(exc, OperationalError | InterfaceError):
+        return unavailable_response(exc)
     if isinstance(exc, RequestDataTooBig):
         exc = PayloadTooLarge(str(exc))
     if isinstance(exc, NotAuthenticated):  # DRF's own message does not say how to get in

@@ -46,7 +46,7 @@ from operator import attrgetter
 from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, InterfaceError, OperationalError, transaction
 
 from common.exceptions import RecordReferenced
 from common.validation import MAX_BIGINT, UNSET, Invalid, clean_id
@@ -321,9 +321,10 @@ def _duplicate_reason(resource: Resource, record_id: int) -> Reasons:
 
 
 def _write_failed_reason(resource: Resource, exc: BaseException) -> Reasons:
+    what = "is unavailable" if isinstance(exc, OperationalError | InterfaceError) else "failed"
     return {
         "non_field_errors": [
-            f"Not written: the {resource.name} database failed ({type(exc).__name__}: {exc}). "
+            f"Not written: the {resource.name} database {what} ({type(exc).__name__}: {exc}). "
             "Nothing of this chunk was written; send these records again."
         ]
     }
@@ -470,7 +471,10 @@ def _check_and_write(
 def _ingest_streaming(batch: Batch, run: _Run) -> IngestResult:
     """The default mode (see the module docstring for the picture)."""
     size = settings.INGEST_CHUNK_SIZE
-    epoch = deletion_epoch()
+    try:
+        epoch = deletion_epoch()
+    except DatabaseError:  # the orders database is down: its chunks will say so, the rest goes on
+        epoch = -1  # matches no reading: nothing is trusted without a lookup
     references: Future = Future()
     order_chunks: queue.SimpleQueue = queue.SimpleQueue()
     orders_ids_above = highest_explicit_id(batch.orders, ORDERS)

@@ -13,7 +13,7 @@ from collections.abc import Set as AbstractSet
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.db.models import F
 
 from common import bulk
@@ -78,17 +78,38 @@ def reference_errors(
     the whole set of rows, never one per order.
     """
     unknown_users = {row[1] for row in rows} - known_user_ids
-    missing_users = unknown_users - existing_user_ids(unknown_users)
     unknown_products = {row[2] for row in rows} - known_product_ids
-    missing_products = unknown_products - existing_product_ids(unknown_products)
+    missing_users, users_down = _missing(existing_user_ids, unknown_users)
+    missing_products, products_down = _missing(existing_product_ids, unknown_products)
     if not missing_users and not missing_products:
         return {}
     users, products = _AllBut(missing_users), _AllBut(missing_products)
-    return {
-        position: rules.check_references(row[1], row[2], users, products)
-        for position, row in enumerate(rows)
-        if row[1] in missing_users or row[2] in missing_products
-    }
+    errors = {}
+    for position, row in enumerate(rows):
+        if row[1] not in missing_users and row[2] not in missing_products:
+            continue
+        reasons = rules.check_references(row[1], row[2], users, products)
+        # An id that could not be looked up is not known to be missing: say why instead.
+        if users_down and row[1] in missing_users:
+            reasons["user_id"] = [_UNCHECKABLE.format(service="users", error=users_down)]
+        if products_down and row[2] in missing_products:
+            reasons["product_id"] = [_UNCHECKABLE.format(service="products", error=products_down)]
+        errors[position] = reasons
+    return errors
+
+
+_UNCHECKABLE = (
+    "Cannot be checked: the {service} service is unavailable ({error}); send this order again "
+    "once it is back."
+)
+
+
+def _missing(existing: Callable[[set[int]], set[int]], ids: set[int]) -> tuple[set[int], str]:
+    """``(ids that do not exist, "")``, or ``(all of them, why)`` if their service is down."""
+    try:
+        return ids - existing(ids), ""
+    except DatabaseError as exc:
+        return ids, str(exc).strip().splitlines()[0][:200]
 
 
 class _AllBut:

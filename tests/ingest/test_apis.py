@@ -288,7 +288,7 @@ def test_a_chunk_whose_database_fails_is_reported_and_the_rest_is_written(
     assert body["inserted_ids"] == [1, 2, 5]
     assert [s["id"] for s in body["skipped_records"]] == [3, 4]
     assert body["skipped_records"][0]["reasons"]["non_field_errors"][0].startswith(
-        "Not written: the users database failed (OperationalError: disk I/O error)."
+        "Not written: the users database is unavailable (OperationalError: disk I/O error)."
     )
     assert body["valid"] == 5
     assert rows(User, "id") == [(1,), (2,), (5,)]
