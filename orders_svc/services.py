@@ -13,7 +13,7 @@ from collections.abc import Set as AbstractSet
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import F
 
 from common import bulk
@@ -218,8 +218,13 @@ def _hold_references(field: str, ids: Collection[int]) -> Iterator[dict[str, int
 
 
 def _bump_deletion_epoch() -> None:
-    if not DeletionEpoch.objects.filter(id=1).update(value=F("value") + 1):
-        DeletionEpoch.objects.create(id=1, value=1)
+    if DeletionEpoch.objects.filter(id=1).update(value=F("value") + 1):
+        return
+    try:  # the first deletion ever: create the row (two guards may race to do it)
+        with transaction.atomic(using=ORDERS_DB):
+            DeletionEpoch.objects.create(id=1, value=1)
+    except IntegrityError:
+        DeletionEpoch.objects.filter(id=1).update(value=F("value") + 1)
 
 
 def hold_user_references(ids: Collection[int]):
