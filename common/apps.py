@@ -6,3 +6,8 @@ from django.apps import AppConfig
 class CommonConfig(AppConfig):
     name = "common"
     verbose_name = "Common"
+
+    def ready(self) -> None:
+        from common.observability import install_request_id_on_records
+
+        install_request_id_on_records()

@@ -86,3 +86,12 @@ def _existing_ids_orm(model: type[models.Model], wanted: list[int]) -> set[int]:
         batch = wanted[start : start + IDS_PER_QUERY]
         found.update(model._default_manager.filter(pk__in=batch).values_list("pk", flat=True))
     return found
+
+
+def field_by_id(model: type[models.Model], ids: Iterable[int], field: str) -> dict[int, object]:
+    """``{id: row.<field>}`` for those of ``ids`` that are stored ``model`` rows: one query
+    (pages of a few hundred ids, such as an admin list, not bulk sets)."""
+    wanted = set(ids)
+    if not wanted:
+        return {}
+    return dict(model.objects.filter(id__in=wanted).values_list("id", field))

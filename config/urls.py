@@ -1,10 +1,12 @@
-"""Top-level routes: each service's API, the ingest endpoint, the docs and the admin."""
+"""Top-level routes: each service's API, the ingest endpoint, the docs, the admin, and the
+operator's /healthz and /metrics."""
 
 from django.contrib import admin
 from django.urls import include, path
+from django_prometheus.exports import ExportToDjangoView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from common.views import ApiRootView
+from common.views import ApiRootView, healthz
 
 urlpatterns = [
     path("", ApiRootView.as_view(), name="api-root"),
@@ -16,7 +18,11 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
     path("admin/", admin.site.urls),
+    path("healthz", healthz, name="healthz"),
+    path("metrics", ExportToDjangoView, name="metrics"),
 ]
 
+handler400 = "common.views.bad_request"
+handler403 = "common.views.permission_denied"
 handler404 = "common.views.not_found"
 handler500 = "common.views.server_error"

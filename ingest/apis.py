@@ -5,11 +5,17 @@ status codes. Checking and writing is the pipeline's job (``ingest.pipeline``).
 """
 
 import hashlib
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    PolymorphicProxySerializer,
+    extend_schema,
+)
 from rest_framework import viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ParseError, UnsupportedMediaType, ValidationError
@@ -21,11 +27,12 @@ from rest_framework.views import APIView
 from common.auth import IngestRateThrottle, WriteRateThrottle
 from common.exceptions import Conflict, PayloadTooLarge, Unavailable, Unprocessable
 from common.json import ORJSONParser, dumps, read_limited
-from ingest import idempotency, jobs, pipeline, selectors
+from ingest import formats, idempotency, jobs, pipeline, selectors
 from ingest.records import BatchError, count_records, decode_batch
 from ingest.serializers import (
     REQUEST_EXAMPLE,
     RESPONSE_EXAMPLE,
+    ErrorSerializer,
     IngestJobSerializer,
     IngestJobSummarySerializer,
     IngestRequestSerializer,
@@ -104,9 +111,19 @@ class IngestView(APIView):
             "`Location`; poll it (`GET /ingest/jobs/{id}/`) for its state, its progress and, "
             "when it has finished, the same result body. Background jobs take bigger batches "
             "(`INGEST_ASYNC_MAX_RECORDS`, `INGEST_ASYNC_MAX_BODY_BYTES`: 5,000,000 records and "
-            "512 MiB by default)."
+            "512 MiB by default).\n\n"
+            "**NDJSON and CSV**: the body may also be `application/x-ndjson`, one JSON object per "
+            'line with a `"type"` (`user`, `product` or `order`) beside its fields, or '
+            "`text/csv` with `?type=users|products|orders` and a header row naming the columns "
+            "(`id` optional). Both are read a line at a time; the result is the same, and each "
+            "skipped record also carries its `line`. A line that is not a record (malformed "
+            "JSON, no known type, a broken CSV row) refuses the body with a 400 naming the line."
         ),
-        request=IngestRequestSerializer,
+        request={
+            "application/json": IngestRequestSerializer,
+            "application/x-ndjson": OpenApiTypes.STR,
+            "text/csv": OpenApiTypes.STR,
+        },
         parameters=[
             OpenApiParameter(
                 "dry_run", OpenApiTypes.BOOL, description="Check only; write nothing."
@@ -115,6 +132,12 @@ class IngestView(APIView):
                 "atomic",
                 OpenApiTypes.BOOL,
                 description="All records or none (422 if any is invalid).",
+            ),
+            OpenApiParameter(
+                "type",
+                OpenApiTypes.STR,
+                enum=["users", "products", "orders"],
+                description="The type of every record of a `text/csv` body (required there).",
             ),
             OpenApiParameter(
                 "Idempotency-Key",
@@ -138,9 +161,15 @@ class IngestView(APIView):
                 description="A request with this Idempotency-Key is still running."
             ),
             413: OpenApiResponse(description="Too many records or too large a body."),
-            415: OpenApiResponse(description="The body is not application/json."),
+            415: OpenApiResponse(
+                description="The body is not JSON, NDJSON or CSV (or NDJSON/CSV with async=true)."
+            ),
             422: OpenApiResponse(
-                response=IngestResponseSerializer,
+                response=PolymorphicProxySerializer(
+                    component_name="IngestUnprocessable",
+                    serializers=[IngestResponseSerializer, ErrorSerializer],
+                    resource_type_field_name=None,
+                ),
                 description="atomic=true and some records are invalid: nothing was written; or "
                 "the Idempotency-Key was used for a different request.",
             ),
@@ -153,39 +182,55 @@ class IngestView(APIView):
         in_background = query_flag(request, "async") or "respond-async" in request.headers.get(
             "Prefer", ""
         ).lower().replace(" ", "")
-        if request.content_type.split(";")[0].strip().lower() != "application/json":
-            raise UnsupportedMediaType(request.content_type or "(none)")
+        media_type = request.content_type.split(";")[0].strip().lower()
         if in_background:
-            max_body, max_records = (
+            limits = _Limits(
                 settings.INGEST_ASYNC_MAX_BODY_BYTES,
                 settings.INGEST_ASYNC_MAX_RECORDS,
-            )
-            body_setting, records_setting = (
                 "INGEST_ASYNC_MAX_BODY_BYTES",
                 "INGEST_ASYNC_MAX_RECORDS",
             )
         else:
-            max_body, max_records = settings.INGEST_MAX_BODY_BYTES, settings.INGEST_MAX_RECORDS
-            body_setting, records_setting = "INGEST_MAX_BODY_BYTES", "INGEST_MAX_RECORDS"
-        body = read_body(request, max_body, body_setting)
-        try:
-            # A job only needs its records counted now; it decodes them when it runs.
-            batch = None if in_background else decode_batch(body)
-            total = count_records(body) if in_background else len(batch)
-        except BatchError as exc:
-            raise ParseError(str(exc)) from None
-        if total > max_records:
-            raise PayloadTooLarge(
-                f"The batch has {total} records; the limit is {max_records} per request "
-                f"({records_setting}). Split the batch."
+            limits = _Limits(
+                settings.INGEST_MAX_BODY_BYTES,
+                settings.INGEST_MAX_RECORDS,
+                "INGEST_MAX_BODY_BYTES",
+                "INGEST_MAX_RECORDS",
+            )
+        digest = idempotency.fingerprint_digest(
+            request.method, request.path, request.META.get("QUERY_STRING", "")
+        )
+        lines: formats.LineNumberedBatch | None = None
+        body = b""
+        if media_type == "application/json":
+            body = read_body(request, limits.body, limits.body_setting)
+            digest.update(body)
+            try:
+                # A job only needs its records counted now; it decodes them when it runs.
+                batch = None if in_background else decode_batch(body)
+                total = count_records(body) if in_background else len(batch)
+            except BatchError as exc:
+                raise ParseError(str(exc)) from None
+            limits.check_records(total)
+        elif media_type in formats.NDJSON_MEDIA_TYPES or media_type == formats.CSV_MEDIA_TYPE:
+            if in_background:
+                raise UnsupportedMediaType(
+                    media_type,
+                    detail="Background jobs take application/json bodies only; send NDJSON and "
+                    "CSV without async=true, or convert them to a JSON batch.",
+                )
+            lines = _read_streamed(request, media_type, limits, digest)
+            batch, total = lines.batch, len(lines)
+        else:
+            raise UnsupportedMediaType(
+                request.content_type or "(none)",
+                detail=f"Unsupported media type {request.content_type or '(none)'!r}: send "
+                "application/json, application/x-ndjson, or text/csv with ?type=.",
             )
 
         key = request.headers.get("Idempotency-Key")
         if key is not None:
-            fingerprint = idempotency.request_fingerprint(
-                request.method, request.path, request.META.get("QUERY_STRING", ""), body
-            )
-            refusal_or_replay = _claim_key(key, fingerprint)
+            refusal_or_replay = _claim_key(key, digest.hexdigest())
             if refusal_or_replay is not None:
                 return refusal_or_replay
         try:
@@ -199,7 +244,8 @@ class IngestView(APIView):
                     batch, dry_run=dry_run, atomic=atomic, ledger_key=_ledger_key(key)
                 )
                 status = 422 if result.rejected else 200
-                response_body = dumps(result.as_dict())
+                outcome = result.as_dict()
+                response_body = dumps(lines.annotate(outcome) if lines else outcome)
         except pipeline.WriteFailed as exc:
             if key is not None:
                 idempotency.release(key)
@@ -217,6 +263,73 @@ class IngestView(APIView):
             response["Location"] = reverse("ingest-job-detail", args=[job.id], request=request)
             response["Preference-Applied"] = "respond-async"
         return response
+
+
+@dataclass(frozen=True)
+class _Limits:
+    body: int
+    records: int
+    body_setting: str
+    records_setting: str
+
+    def check_records(self, total: int) -> None:
+        if total > self.records:
+            raise PayloadTooLarge(
+                f"The batch has {total} records; the limit is {self.records} per request "
+                f"({self.records_setting}). Split the batch."
+            )
+
+
+def _read_streamed(
+    request: Request, media_type: str, limits: _Limits, digest
+) -> formats.LineNumberedBatch:
+    """Decode an NDJSON or CSV body a line at a time, never holding the whole body."""
+    type_name = None
+    if media_type == formats.CSV_MEDIA_TYPE:
+        type_name = (request.query_params.get("type") or "").strip().lower()
+        type_name = formats.TYPE_NAMES.get(type_name, type_name)
+        if type_name not in formats.TYPES:
+            raise ValidationError(
+                {"type": ["A CSV body needs ?type=users, ?type=products or ?type=orders."]}
+            )
+    blocks = _body_blocks(request, limits, digest)
+    try:
+        if type_name is None:
+            return formats.read_ndjson(formats.split_lines(blocks), limits.records)
+        return formats.read_csv(formats.split_lines(blocks), type_name, limits.records)
+    except formats.TooManyRecords:
+        raise PayloadTooLarge(
+            f"The body has more than {limits.records} records, the limit per request "
+            f"({limits.records_setting}). Split the batch."
+        ) from None
+    except BatchError as exc:
+        raise ParseError(str(exc)) from None
+
+
+def _body_blocks(request: Request, limits: _Limits, digest, size: int = 1 << 16):
+    """The body in blocks of ``size`` bytes, hashed as they come, refused past the limit."""
+    try:
+        announced = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        raise ParseError("Content-Length is not a number.") from None
+    if announced > limits.body:
+        raise PayloadTooLarge(
+            f"The body is {announced} bytes; the limit is {limits.body} bytes "
+            f"({limits.body_setting}). Split the batch."
+        )
+    stream = request.stream
+    if stream is None:
+        return
+    seen = 0
+    while block := stream.read(size):
+        seen += len(block)
+        if seen > limits.body:
+            raise PayloadTooLarge(
+                f"The body is larger than the limit of {limits.body} bytes "
+                f"({limits.body_setting}). Split the batch."
+            )
+        digest.update(block)
+        yield block
 
 
 def _claim_key(key: str, fingerprint: str) -> HttpResponse | None:

@@ -55,6 +55,12 @@ def mark_repeated_keys(body: bytes, batch: Batch) -> None:
                 records[index] = RepeatedKey(record.repeated)
 
 
+def repeated_key_in(raw: bytes) -> str | None:
+    """The first key that the JSON object ``raw`` repeats, if any (the exact, slow check)."""
+    decoded = json.loads(raw, object_pairs_hook=_Pairs)
+    return decoded.repeated if isinstance(decoded, _Pairs) else None
+
+
 class _Pairs(dict):
     """A decoded JSON object that remembers the first key it saw twice."""
 

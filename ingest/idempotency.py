@@ -55,12 +55,19 @@ class StoredResponse:
 
 def request_fingerprint(method: str, path: str, query: str, body: bytes) -> str:
     """What makes two requests "the same" for a key: method, path, query string and body."""
+    digest = fingerprint_digest(method, path, query)
+    digest.update(body)
+    return digest.hexdigest()
+
+
+def fingerprint_digest(method: str, path: str, query: str):
+    """:func:`request_fingerprint` for a body that is read as a stream: feed the body's bytes
+    to the returned hash with ``update()``, then take its ``hexdigest()``."""
     digest = hashlib.sha256()
     for part in (method.encode(), path.encode(), query.encode()):
         digest.update(part)
         digest.update(b"\0")
-    digest.update(body)
-    return digest.hexdigest()
+    return digest
 
 
 def validate_key(key: str) -> str:

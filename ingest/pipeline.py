@@ -36,6 +36,7 @@ How a batch flows (the default mode); each arrow is a chunk of ``INGEST_CHUNK_SI
 what is guaranteed across the three databases.
 """
 
+import logging
 import queue
 import time
 from collections.abc import Callable, Sequence
@@ -49,6 +50,7 @@ from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, transaction
 
 from common.exceptions import RecordReferenced
+from common.metrics import record_ingest
 from common.validation import MAX_BIGINT, UNSET, Invalid, clean_id
 from ingest.duplicates import RepeatedKey
 from ingest.records import Batch, OrderRecord, ProductRecord, UserRecord
@@ -68,6 +70,8 @@ from users_svc.selectors import existing_user_ids
 
 Reasons = dict[str, list[str]]
 Row = tuple[Any, ...]
+
+log = logging.getLogger("store.ingest")
 
 _JSON_TYPE_NAMES = {
     list: "array",
@@ -437,7 +441,33 @@ def ingest(
     else:
         result = _ingest_streaming(batch, run)
     result.seconds = time.perf_counter() - started
+    record_ingest(result)
+    _log_ingest(result)
     return result
+
+
+def _log_ingest(result: IngestResult) -> None:
+    """One structured line per batch: its counts per type and how long it took."""
+    fields: dict[str, Any] = {
+        "event": "ingest",
+        "duration_ms": round(result.seconds * 1000, 1),
+        "dry_run": result.dry_run,
+        "atomic": result.atomic,
+        "committed": not result.dry_run and not result.rejected,
+    }
+    for name, section in zip(("users", "products", "orders"), result.sections, strict=True):
+        fields[name] = {
+            "received": section.received,
+            "inserted": len(section.inserted_ids),
+            "skipped": len(section.skipped),
+        }
+    log.info(
+        "ingest: %d inserted, %d skipped in %.0f ms",
+        sum(len(section.inserted_ids) for section in result.sections),
+        sum(len(section.skipped) for section in result.sections),
+        result.seconds * 1000,
+        extra={"fields": fields},
+    )
 
 
 def forget_ledger(ledger_key: str) -> None:

@@ -47,6 +47,17 @@ class SkippedRecordSerializer(serializers.Serializer):
         child=serializers.ListField(child=serializers.CharField()),
         help_text="Messages per field, as the single-record endpoints give them.",
     )
+    line = serializers.IntegerField(
+        required=False,
+        help_text="The record's line in an NDJSON or CSV body (not given for JSON bodies).",
+    )
+
+
+class ErrorSerializer(serializers.Serializer):
+    """What every error response of the API carries."""
+
+    detail = serializers.CharField(help_text="What went wrong, for a person.")
+    code = serializers.CharField(help_text="The same, for a program (e.g. `unprocessable`).")
 
 
 class ResourceResultSerializer(serializers.Serializer):

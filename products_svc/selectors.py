@@ -8,7 +8,7 @@ from collections.abc import Iterable
 
 from django.db.models import QuerySet
 
-from common.queries import existing_ids
+from common.queries import existing_ids, field_by_id
 from products_svc.models import Product
 
 
@@ -20,3 +20,9 @@ def product_list() -> QuerySet[Product]:
 def existing_product_ids(ids: Iterable[int]) -> set[int]:
     """Which of ``ids`` belong to a stored product."""
     return existing_ids(Product, ids)
+
+
+def product_names(ids: Iterable[int]) -> dict[int, str]:
+    """The name of each of ``ids`` that is a stored product: one query (the orders admin shows
+    them beside each order)."""
+    return field_by_id(Product, ids, "name")

@@ -1,0 +1,265 @@
+"""Ingest bodies other than the JSON batch: NDJSON (a record per line) and CSV (one type).
+
+NDJSON (``application/x-ndjson``; files ``*.ndjson``/``*.jsonl``): one JSON object per line,
+with a ``"type"`` (``"user"``, ``"product"``, ``"order"``, or the plural) beside the record's
+fields; blank lines are ignored::
+
+    {"type": "user", "id": 1, "name": "Alice", "email": "alice@example.com"}
+    {"type": "order", "user_id": 1, "product_id": 1, "quantity": 2}
+
+CSV (``text/csv``; files ``*.csv``): one type per body, named by ``?type=`` (or ``--type``);
+the first row names the columns (``id`` is optional, order and case do not matter, other
+columns are ignored), then a record per row. An empty ``id`` cell means "assign one".
+
+Both are read as streams: a line at a time, decoded into the same record structs as the JSON
+body (``ingest.records``), so the raw bytes never have to be held whole. Each record keeps its
+line number, and skipped records are reported with it (``"line"``). A line that is not a record
+at all (malformed JSON, no known ``type``) is a :class:`LineError`: the API refuses the body
+with a 400 naming the line; ``ingest_file`` skips the line and reports it.
+"""
+
+import csv
+import json
+from array import array
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import msgspec
+from msgspec import UNSET
+
+from ingest.duplicates import RepeatedKey, repeated_key_in
+from ingest.records import (
+    Batch,
+    BatchError,
+    NotAnObject,
+    OrderRecord,
+    ProductRecord,
+    UserRecord,
+)
+
+NDJSON_MEDIA_TYPES = frozenset({"application/x-ndjson", "application/jsonl", "application/ndjson"})
+CSV_MEDIA_TYPE = "text/csv"
+
+TYPES = ("users", "products", "orders")
+#: what a record's "type" may say -> the batch list it goes to
+TYPE_NAMES = {
+    "user": "users",
+    "users": "users",
+    "product": "products",
+    "products": "products",
+    "order": "orders",
+    "orders": "orders",
+}
+RECORD_TYPES = {"users": UserRecord, "products": ProductRecord, "orders": OrderRecord}
+#: the columns a CSV of each type must have (besides the optional id)
+CSV_COLUMNS = {
+    "users": ("name", "email"),
+    "products": ("name", "price"),
+    "orders": ("user_id", "product_id", "quantity"),
+}
+
+Record = Any  # a UserRecord, ProductRecord, OrderRecord, RepeatedKey or a non-object value
+
+
+class LineError(BatchError):
+    """One line of a streamed body is not a record; ``line`` says which (1-based)."""
+
+    def __init__(self, line: int, message: str) -> None:
+        super().__init__(f"Line {line}: {message}")
+        self.line = line
+        self.reason = message
+
+
+class TooManyRecords(Exception):
+    """A streamed body has more records than allowed."""
+
+
+class _Line(msgspec.Struct, gc=False):
+    type: Any = UNSET
+    id: Any = UNSET
+    name: Any = UNSET
+    email: Any = UNSET
+    price: Any = UNSET
+    user_id: Any = UNSET
+    product_id: Any = UNSET
+    quantity: Any = UNSET
+
+
+_line_decoder = msgspec.json.Decoder(_Line | NotAnObject)
+_encode = msgspec.json.Encoder().encode
+
+
+def ndjson_record(raw: bytes, line: int) -> tuple[str, Record]:
+    """``(type, record)`` of one NDJSON line, or :class:`LineError`.
+
+    A record that repeats a key comes out as a :class:`RepeatedKey` (skipped with a reason by
+    the pipeline), as in a JSON body; the same colon count as ``ingest.duplicates`` keeps the
+    exact check for the rare lines that need it.
+    """
+    try:
+        decoded = _line_decoder.decode(raw)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        message = str(exc)
+        if not message.startswith("JSON is malformed"):
+            message = f"JSON is malformed: {message}"
+        raise LineError(line, message) from None
+    except RecursionError:
+        raise LineError(line, "JSON is nested too deeply.") from None
+    if type(decoded) is not _Line:
+        raise LineError(line, 'expected a JSON object with a "type" (user, product or order).')
+    kind = decoded.type
+    type_name = TYPE_NAMES.get(kind.strip().lower()) if isinstance(kind, str) else None
+    if type_name is None:
+        shown = "missing" if kind is UNSET else json.dumps(kind)[:40]
+        raise LineError(line, f'"type" must be "user", "product" or "order" (it is {shown}).')
+    if raw.count(b":") != _encode(decoded).count(b":"):
+        repeated = repeated_key_in(raw)
+        if repeated:
+            return type_name, RepeatedKey(repeated)
+    if type_name == "users":
+        return type_name, UserRecord(decoded.id, decoded.name, decoded.email)
+    if type_name == "products":
+        return type_name, ProductRecord(decoded.id, decoded.name, decoded.price)
+    return type_name, OrderRecord(decoded.id, decoded.user_id, decoded.product_id, decoded.quantity)
+
+
+def ndjson_records(lines: Iterable[bytes]) -> Iterator[tuple[int, str, Record]]:
+    """``(line number, type, record)`` for each non-blank line; :class:`LineError` on a bad one."""
+    for number, raw in enumerate(lines, start=1):
+        if raw.strip():
+            yield (number, *ndjson_record(raw, number))
+
+
+def ndjson_records_skipping_bad_lines(
+    lines: Iterable[bytes], on_bad_line: Callable[[LineError], None]
+) -> Iterator[tuple[int, str, Record]]:
+    """Like :func:`ndjson_records`, but a bad line is handed to ``on_bad_line`` and skipped."""
+    for number, raw in enumerate(lines, start=1):
+        if raw.strip():
+            try:
+                yield (number, *ndjson_record(raw, number))
+            except LineError as exc:
+                on_bad_line(exc)
+
+
+def csv_records(lines: Iterable[bytes], type_name: str) -> Iterator[tuple[int, Record]]:
+    """``(line number, record)`` for each row of a CSV of ``type_name`` records.
+
+    The header must name every column the type needs; a missing one refuses the whole body
+    (:class:`BatchError`), a malformed row is a :class:`LineError`.
+    """
+    assert type_name in CSV_COLUMNS, f"type_name must be one of {', '.join(CSV_COLUMNS)}"
+    text = _utf8_lines(lines)
+    reader = csv.reader(text, strict=True)
+    try:
+        header = next(reader, None)
+    except csv.Error as exc:
+        raise LineError(1, f"the header row is not valid CSV ({exc}).") from None
+    needed = CSV_COLUMNS[type_name]
+    if header is None:
+        raise BatchError(
+            f"The CSV is empty; its first row must name the columns: {','.join(needed)}."
+        )
+    columns = [column.strip().lower() for column in header]
+    repeated = sorted({column for column in columns if columns.count(column) > 1 and column})
+    if repeated:
+        raise BatchError(f"The CSV header names the column {repeated[0]!r} more than once.")
+    missing = [column for column in needed if column not in columns]
+    if missing:
+        raise BatchError(
+            f"The CSV of {type_name} has no column {', '.join(missing)}; its first row must "
+            f"name the columns {','.join(needed)} (and optionally id)."
+        )
+    wanted = ("id", *needed)
+    position = {column: columns.index(column) for column in wanted if column in columns}
+    record_type = RECORD_TYPES[type_name]
+    first_line = 2
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise LineError(reader.line_num, f"not valid CSV ({exc}).") from None
+        line, first_line = first_line, reader.line_num + 1
+        if not any(cell.strip() for cell in row):
+            continue
+        values = [
+            row[position[c]] if c in position and position[c] < len(row) else UNSET for c in wanted
+        ]
+        if isinstance(values[0], str) and not values[0].strip():
+            values[0] = UNSET  # an empty id cell: the database assigns one
+        yield line, record_type(*values)
+
+
+def _utf8_lines(lines: Iterable[bytes]) -> Iterator[str]:
+    for number, raw in enumerate(lines, start=1):
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise LineError(number, f"not valid UTF-8 (byte {exc.start} of the line).") from None
+        if number == 1:
+            text = text.removeprefix("\ufeff")  # a byte order mark, as spreadsheets write
+        yield text
+
+
+def split_lines(blocks: Iterable[bytes]) -> Iterator[bytes]:
+    """The lines of a stream of byte blocks, each with its ``\\n`` (CSV needs it for quoted
+    cells that span lines)."""
+    tail = b""
+    for block in blocks:
+        if tail:
+            block = tail + block
+        start = 0
+        while (end := block.find(b"\n", start)) != -1:
+            yield block[start : end + 1]
+            start = end + 1
+        tail = block[start:]
+    if tail:
+        yield tail
+
+
+class LineNumberedBatch:
+    """A :class:`~ingest.records.Batch` gathered from a stream, with each record's line."""
+
+    def __init__(self, max_records: int | None = None) -> None:
+        self.batch = Batch(users=[], products=[], orders=[])
+        self.lines = {name: array("Q") for name in TYPES}
+        self.max_records = max_records
+        self.count = 0
+
+    def add(self, type_name: str, record: Record, line: int) -> None:
+        self.count += 1
+        if self.max_records is not None and self.count > self.max_records:
+            raise TooManyRecords(self.count)
+        getattr(self.batch, type_name).append(record)
+        self.lines[type_name].append(line)
+
+    def __len__(self) -> int:
+        return self.count
+
+    def annotate(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Add the ``line`` of every skipped record to a result body (``IngestResult.as_dict``)."""
+        for name in TYPES:
+            lines = self.lines[name]
+            for skipped in body[name]["skipped_records"]:
+                skipped["line"] = lines[skipped["index"]]
+        return body
+
+
+def read_ndjson(lines: Iterable[bytes], max_records: int | None = None) -> LineNumberedBatch:
+    """Every record of an NDJSON stream (see the module docstring)."""
+    gathered = LineNumberedBatch(max_records)
+    for line, type_name, record in ndjson_records(lines):
+        gathered.add(type_name, record, line)
+    return gathered
+
+
+def read_csv(
+    lines: Iterable[bytes], type_name: str, max_records: int | None = None
+) -> LineNumberedBatch:
+    """Every record of a CSV stream of ``type_name`` records."""
+    gathered = LineNumberedBatch(max_records)
+    for line, record in csv_records(lines, type_name):
+        gathered.add(type_name, record, line)
+    return gathered

@@ -1,0 +1,138 @@
+"""``python manage.py ingest_file PATH``: load a JSON, NDJSON or CSV file through the pipeline.
+
+Shows a progress bar with records/s (on stderr), then a table of received / inserted / skipped
+per type and the first skipped records with their reasons; ``--errors FILE`` writes every
+skipped record as a line of JSON. See ``ingest.files`` for how the file is read.
+"""
+
+import json
+from contextlib import ExitStack
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+from rich.text import Text
+
+from ingest import files
+
+
+class RateColumn(ProgressColumn):
+    """Records per second since the start."""
+
+    def render(self, task) -> Text:
+        elapsed = task.elapsed or 0
+        rate = task.completed / elapsed if elapsed > 0 else 0
+        return Text(f"{rate:,.0f} records/s", style="progress.data.speed")
+
+
+class Command(BaseCommand):
+    help = "Ingest a .json batch, an .ndjson file (a typed record per line) or a .csv of one type."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("path", type=Path)
+        parser.add_argument(
+            "--format", choices=["json", "ndjson", "csv"], help="default: from the file name"
+        )
+        parser.add_argument(
+            "--type",
+            dest="type_name",
+            choices=["users", "products", "orders"],
+            help="what a CSV file holds (default: from its name, e.g. users.csv)",
+        )
+        parser.add_argument(
+            "--chunk",
+            type=int,
+            default=files.DEFAULT_CHUNK_RECORDS,
+            help="records per pipeline run (default %(default)s)",
+        )
+        parser.add_argument("--errors", type=Path, help="write every skipped record to this file")
+        parser.add_argument("--show", type=int, default=10, help="skipped records to print")
+        parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    def handle(self, *args, path: Path, **options) -> None:
+        if not path.is_file():
+            raise CommandError(f"No such file: {path}")
+        if options["chunk"] < 1:
+            raise CommandError("--chunk must be at least 1.")
+        try:
+            fmt = files.file_format(path, options["format"])
+        except files.FileError as exc:
+            raise CommandError(str(exc)) from None
+        console = Console(file=self.stdout, width=100, highlight=False)
+        progress = Progress(
+            TextColumn(f"[bold]{path.name}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            RateColumn(),
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+            disable=options["no_progress"],
+        )
+        with ExitStack() as stack:
+            errors = stack.enter_context(options["errors"].open("w")) if options["errors"] else None
+            stack.enter_context(progress)
+            task = progress.add_task("ingest", total=files.estimate_records(path, fmt))
+
+            def on_skip(skip: files.Skip) -> None:
+                if errors is not None:
+                    errors.write(json.dumps(skip.as_dict(), default=str) + "\n")
+
+            try:
+                result = files.ingest_file(
+                    path,
+                    fmt=fmt,
+                    type_name=options["type_name"],
+                    chunk_records=options["chunk"],
+                    keep_first=options["show"],
+                    on_progress=lambda n: progress.advance(task, n),
+                    on_skip=on_skip,
+                )
+            except files.FileError as exc:
+                raise CommandError(str(exc)) from None
+            progress.update(task, total=progress.tasks[0].completed)
+        self.summary(console, path, result, options["errors"])
+
+    def summary(self, console: Console, path: Path, result: files.FileResult, errors) -> None:
+        rate = result.records / result.seconds if result.seconds else 0
+        table = Table(
+            title=f"{path.name}: {result.records:,} records in {result.seconds:.1f} s "
+            f"({rate:,.0f}/s)"
+        )
+        for column in ("type", "received", "inserted", "skipped"):
+            table.add_column(column, justify="left" if column == "type" else "right")
+        totals = [0, 0, 0]
+        for name, counts in result.counts.items():
+            values = [counts["received"], counts["inserted"], counts["skipped"]]
+            totals = [a + b for a, b in zip(totals, values, strict=True)]
+            table.add_row(name, *(f"{value:,}" for value in values))
+        table.add_row("total", *(f"{value:,}" for value in totals), style="bold")
+        console.print(table)
+        if result.bad_lines:
+            lines = "1 line was" if result.bad_lines == 1 else f"{result.bad_lines:,} lines were"
+            console.print(f"{lines} not a record and skipped.")
+        if result.first_skips:
+            console.print(f"First {len(result.first_skips)} skipped:")
+            for skip in sorted(result.first_skips, key=lambda s: (s.line or 0, s.index or 0)):
+                where = f"line {skip.line}" if skip.line is not None else f"index {skip.index}"
+                what = skip.type or "line"
+                if skip.id is not None:
+                    what += f" id {skip.id}"
+                reasons = "; ".join(
+                    f"{field}: {' '.join(messages)}" for field, messages in skip.reasons.items()
+                )
+                console.print(f"  {where} ({what}): {reasons}", markup=False, soft_wrap=True)
+        if errors is not None:
+            console.print(
+                f"All {result.skipped:,} skipped records are in {errors}.",
+                markup=False,
+                soft_wrap=True,
+            )
