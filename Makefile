@@ -71,8 +71,10 @@ test-postgres: install-dev
 	fi
 
 # Not part of `make test`: takes a few minutes and its figures depend on the machine.
+# It also draws docs/ingest-throughput.png, then ingests a 1,000,000-record NDJSON file.
 bench: install-dev
 	$(BIN)/python -m bench.ingest_bench $(BENCH_ARGS)
+	$(BIN)/python -m bench.file_bench $(FILE_BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .test-data .pytest_cache .ruff_cache .hypothesis

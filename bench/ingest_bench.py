@@ -505,6 +505,12 @@ def main() -> None:
     parser.add_argument(
         "--no-postgres", dest="postgres", action="store_false", help="leave out the PostgreSQL runs"
     )
+    parser.add_argument(
+        "--chart",
+        type=lambda value: Path(value) if value else None,
+        default=ROOT / "docs" / "ingest-throughput.png",
+        help="where to draw the chart (default %(default)s; '' for none)",
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--body", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--data-dir", type=Path, help=argparse.SUPPRESS)
@@ -562,6 +568,8 @@ def main() -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     report(results, total)
+    if args.chart:
+        chart(results, total, args.chart, f"{total:,} records, {os.cpu_count()} CPUs")
 
 
 LABELS = {
@@ -642,6 +650,28 @@ def report(results: dict[str, list[dict]], total: int) -> None:
             f"{run['server_rss_growth_mb']:.0f} MiB for a {run['body_mb']:.1f} MiB body = "
             f"{growth:.1f}x (target < 10x: {'met' if growth < 10 else 'NOT met'})"
         )
+
+
+def chart(results: dict[str, list[dict]], total: int, path: Path, subtitle: str) -> None:
+    """Draw the best run of each approach (see bench.chart)."""
+    from bench.chart import draw
+
+    def best_rate(kind: str) -> float:
+        return max(run.get("records", total) / run["seconds"] for run in results[kind])
+
+    panels = []
+    for title, kinds in [
+        (
+            "SQLite, a file per service",
+            ["raw", "pipeline_threads", "pipeline_inline", "http", "naive"],
+        ),
+        ("PostgreSQL, a database per service", ["raw_pg", "pipeline_pg", "http_pg"]),
+    ]:
+        bars = [(LABELS[kind], best_rate(kind)) for kind in kinds if kind in results]
+        if len(bars) > 1:
+            panels.append((title, bars))
+    if panels:
+        print(f"chart: {draw(panels, path, subtitle)}")
 
 
 if __name__ == "__main__":

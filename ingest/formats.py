@@ -108,7 +108,9 @@ def ndjson_record(raw: bytes, line: int) -> tuple[str, Record]:
     if type(decoded) is not _Line:
         raise LineError(line, 'expected a JSON object with a "type" (user, product or order).')
     kind = decoded.type
-    type_name = TYPE_NAMES.get(kind.strip().lower()) if isinstance(kind, str) else None
+    type_name = TYPE_NAMES.get(kind) if type(kind) is str else None
+    if type_name is None and isinstance(kind, str):
+        type_name = TYPE_NAMES.get(kind.strip().lower())  # "Order ", "USERS"
     if type_name is None:
         shown = "missing" if kind is UNSET else json.dumps(kind)[:40]
         raise LineError(line, f'"type" must be "user", "product" or "order" (it is {shown}).')
