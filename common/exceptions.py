@@ -47,6 +47,12 @@ class PayloadTooLarge(APIException):
     default_code = "payload_too_large"
 
 
+class LengthRequired(APIException):
+    status_code = 411
+    default_detail = "Send the body with a Content-Length header."
+    default_code = "length_required"
+
+
 class Conflict(APIException):
     status_code = status.HTTP_409_CONFLICT
     default_detail = "The request conflicts with the current state of the resource."

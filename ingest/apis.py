@@ -25,7 +25,13 @@ from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
 from common.auth import IngestRateThrottle, WriteRateThrottle
-from common.exceptions import Conflict, PayloadTooLarge, Unavailable, Unprocessable
+from common.exceptions import (
+    Conflict,
+    LengthRequired,
+    PayloadTooLarge,
+    Unavailable,
+    Unprocessable,
+)
 from common.json import ORJSONParser, dumps, read_limited
 from ingest import formats, idempotency, jobs, pipeline, selectors
 from ingest.records import BatchError, count_records, decode_batch
@@ -55,10 +61,29 @@ def query_flag(request: Request, name: str) -> bool:
     raise ValidationError({name: [f"Must be true or false, not {raw[:40]!r}."]})
 
 
-def read_body(request: Request, limit: int, setting: str) -> bytes:
-    """The raw body, refused with a 413 before reading if it announces more than ``limit``."""
+def body_stream(request: Request, limit: int, setting: str):
+    """The request body as a stream (None if there is none), refused with a 413 before reading
+    if it announces more than ``limit``.
+
+    A body sent without ``Content-Length`` (``Transfer-Encoding: chunked``, as a client that
+    streams NDJSON sends it) is read from the server's own input when the server de-chunks it
+    and marks its end (``wsgi.input_terminated``, as gunicorn does). Django alone would read
+    such a body as empty, so where the server does not, it is a 411 rather than a batch quietly
+    taken for empty.
+    """
+    meta = request.META
+    if (
+        not meta.get("CONTENT_LENGTH")
+        and "chunked" in meta.get("HTTP_TRANSFER_ENCODING", "").lower()
+    ):
+        if meta.get("wsgi.input_terminated"):
+            return meta["wsgi.input"]
+        raise LengthRequired(
+            "This server cannot read a chunked body: send the body with a Content-Length "
+            "header (or serve the app with gunicorn, which can)."
+        )
     try:
-        announced = int(request.META.get("CONTENT_LENGTH") or 0)
+        announced = int(meta.get("CONTENT_LENGTH") or 0)
     except ValueError:
         raise ParseError("Content-Length is not a number.") from None
     if announced > limit:
@@ -66,7 +91,12 @@ def read_body(request: Request, limit: int, setting: str) -> bytes:
             f"The body is {announced} bytes; the limit is {limit} bytes ({setting}). "
             "Split the batch."
         )
-    stream = request.stream
+    return request.stream
+
+
+def read_body(request: Request, limit: int, setting: str) -> bytes:
+    """The whole raw body (see :func:`body_stream`), refused with a 413 above ``limit``."""
+    stream = body_stream(request, limit, setting)
     if stream is None:
         return b""
     try:
@@ -159,6 +189,9 @@ class IngestView(APIView):
             ),
             409: OpenApiResponse(
                 description="A request with this Idempotency-Key is still running."
+            ),
+            411: OpenApiResponse(
+                description="A chunked body (no Content-Length) on a server that cannot read it."
             ),
             413: OpenApiResponse(description="Too many records or too large a body."),
             415: OpenApiResponse(
@@ -308,16 +341,7 @@ def _read_streamed(
 
 def _body_blocks(request: Request, limits: _Limits, digest, size: int = 1 << 16):
     """The body in blocks of ``size`` bytes, hashed as they come, refused past the limit."""
-    try:
-        announced = int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        raise ParseError("Content-Length is not a number.") from None
-    if announced > limits.body:
-        raise PayloadTooLarge(
-            f"The body is {announced} bytes; the limit is {limits.body} bytes "
-            f"({limits.body_setting}). Split the batch."
-        )
-    stream = request.stream
+    stream = body_stream(request, limits.body, limits.body_setting)
     if stream is None:
         return
     seen = 0

@@ -167,3 +167,52 @@ def test_ndjson_record_builds_the_same_structs_as_a_json_body():
     assert (record.name, record.price) == ("P", "2")
     kind, record = formats.ndjson_record(b'{"type": "user", "id": 1, "id": 2}', 1)
     assert isinstance(record, RepeatedKey)
+
+
+def test_a_chunked_body_the_server_cannot_read_is_a_411_not_an_empty_batch(api):
+    response = api.generic(
+        "POST",
+        "/ingest/",
+        NDJSON,
+        content_type="application/x-ndjson",
+        HTTP_TRANSFER_ENCODING="chunked",
+        CONTENT_LENGTH="",
+    )
+    assert response.status_code == 411
+    assert "Content-Length" in response.json()["detail"]
+    assert User.objects.count() == 0
+
+
+def test_gunicorn_reads_a_chunked_ndjson_stream(api_token):
+    """A client streaming NDJSON without Content-Length, against a real gunicorn."""
+    import http.client
+
+    from tests import live
+
+    def lines():
+        for number in range(1, 2001):
+            yield (
+                json.dumps(
+                    {"type": "user", "id": number, "name": f"U{number}", "email": f"u{number}@x.io"}
+                ).encode()
+                + b"\n"
+            )
+
+    with live.gunicorn() as (base_url, _):
+        connection = http.client.HTTPConnection(base_url.removeprefix("http://"), timeout=60)
+        connection.request(
+            "POST",
+            "/ingest/",
+            body=lines(),
+            headers={
+                "Content-Type": "application/x-ndjson",
+                "Authorization": f"Token {api_token}",
+            },
+            encode_chunked=True,
+        )
+        response = connection.getresponse()
+        body = json.loads(response.read())
+        connection.close()
+    assert response.status == 200, body
+    assert body["users"]["inserted"] == 2000
+    assert User.objects.count() == 2000
