@@ -194,9 +194,7 @@ class IngestView(APIView):
                 description="A chunked body (no Content-Length) on a server that cannot read it."
             ),
             413: OpenApiResponse(description="Too many records or too large a body."),
-            415: OpenApiResponse(
-                description="The body is not JSON, NDJSON or CSV (or NDJSON/CSV with async=true)."
-            ),
+            415: OpenApiResponse(description="The body is not JSON, NDJSON or CSV."),
             422: OpenApiResponse(
                 response=PolymorphicProxySerializer(
                     component_name="IngestUnprocessable",
@@ -234,7 +232,7 @@ class IngestView(APIView):
             request.method, request.path, request.META.get("QUERY_STRING", "")
         )
         lines: formats.LineNumberedBatch | None = None
-        body = b""
+        body, record_type = b"", None
         if media_type == "application/json":
             body = read_body(request, limits.body, limits.body_setting)
             digest.update(body)
@@ -246,14 +244,12 @@ class IngestView(APIView):
                 raise ParseError(str(exc)) from None
             limits.check_records(total)
         elif media_type in formats.NDJSON_MEDIA_TYPES or media_type == formats.CSV_MEDIA_TYPE:
-            if in_background:
-                raise UnsupportedMediaType(
-                    media_type,
-                    detail="Background jobs take application/json bodies only; send NDJSON and "
-                    "CSV without async=true, or convert them to a JSON batch.",
-                )
-            lines = _read_streamed(request, media_type, limits, digest)
+            lines, record_type, body = _read_streamed(
+                request, media_type, limits, digest, keep_body=in_background
+            )
             batch, total = lines.batch, len(lines)
+            if in_background:  # the job decodes the stored body again when it runs
+                batch = lines = None
         else:
             raise UnsupportedMediaType(
                 request.content_type or "(none)",
@@ -268,7 +264,14 @@ class IngestView(APIView):
                 return refusal_or_replay
         try:
             if in_background:
-                job = jobs.submit_job(body, total=total, dry_run=dry_run, atomic=atomic)
+                job = jobs.submit_job(
+                    body,
+                    total=total,
+                    dry_run=dry_run,
+                    atomic=atomic,
+                    media_type=media_type,
+                    record_type=record_type or "",
+                )
                 status = 202
                 response_body = dumps(IngestJobSerializer(job, context={"request": request}).data)
             else:
@@ -314,9 +317,10 @@ class _Limits:
 
 
 def _read_streamed(
-    request: Request, media_type: str, limits: _Limits, digest
-) -> formats.LineNumberedBatch:
-    """Decode an NDJSON or CSV body a line at a time, never holding the whole body."""
+    request: Request, media_type: str, limits: _Limits, digest, *, keep_body: bool = False
+) -> tuple[formats.LineNumberedBatch, str | None, bytes]:
+    """Decode an NDJSON or CSV body a line at a time, never holding the whole body (unless
+    ``keep_body``, for a job that stores it): ``(records, CSV record type, kept body)``."""
     type_name = None
     if media_type == formats.CSV_MEDIA_TYPE:
         type_name = (request.query_params.get("type") or "").strip().lower()
@@ -325,11 +329,14 @@ def _read_streamed(
             raise ValidationError(
                 {"type": ["A CSV body needs ?type=users, ?type=products or ?type=orders."]}
             )
+    kept: list[bytes] = []
     blocks = _body_blocks(request, limits, digest)
+    if keep_body:
+        blocks = _keeping(blocks, kept)
     try:
-        if type_name is None:
-            return formats.read_ndjson(formats.split_lines(blocks), limits.records)
-        return formats.read_csv(formats.split_lines(blocks), type_name, limits.records)
+        gathered = formats.read_streamed(
+            formats.split_lines(blocks), media_type, type_name, limits.records
+        )
     except formats.TooManyRecords:
         raise PayloadTooLarge(
             f"The body has more than {limits.records} records, the limit per request "
@@ -337,6 +344,13 @@ def _read_streamed(
         ) from None
     except BatchError as exc:
         raise ParseError(str(exc)) from None
+    return gathered, type_name, b"".join(kept)
+
+
+def _keeping(blocks, kept: list[bytes]):
+    for block in blocks:
+        kept.append(block)
+        yield block
 
 
 def _body_blocks(request: Request, limits: _Limits, digest, size: int = 1 << 16):

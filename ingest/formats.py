@@ -265,3 +265,13 @@ def read_csv(
     for line, record in csv_records(lines, type_name):
         gathered.add(type_name, record, line)
     return gathered
+
+
+def read_streamed(
+    lines: Iterable[bytes], media_type: str, type_name: str | None, max_records: int | None = None
+) -> LineNumberedBatch:
+    """Every record of an NDJSON body, or of a CSV body of ``type_name`` records."""
+    if media_type == CSV_MEDIA_TYPE:
+        assert type_name, "a CSV body needs its record type"
+        return read_csv(lines, type_name, max_records)
+    return read_ndjson(lines, max_records)

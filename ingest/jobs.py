@@ -32,7 +32,7 @@ from django.utils import timezone
 
 from common.json import dumps
 from config.db_router import DEFAULT_DATABASE
-from ingest import pipeline
+from ingest import formats, pipeline
 from ingest.models import IngestJob, IngestJobPayload
 from ingest.records import decode_batch
 
@@ -45,9 +45,17 @@ class JobNotCancellable(Exception):
 
 
 def submit_job(
-    body: bytes, *, total: int, dry_run: bool = False, atomic: bool = False, owner: str = ""
+    body: bytes,
+    *,
+    total: int,
+    dry_run: bool = False,
+    atomic: bool = False,
+    owner: str = "",
+    media_type: str = "application/json",
+    record_type: str = "",
 ) -> IngestJob:
-    """Store a job and its batch; it is dispatched once both are committed."""
+    """Store a job and its batch (a JSON, NDJSON or CSV body, see ``ingest.formats``); it is
+    dispatched once both are committed."""
     with transaction.atomic(using=DEFAULT_DATABASE):
         job = IngestJob.objects.create(
             owner=owner,
@@ -56,7 +64,9 @@ def submit_job(
             atomic=atomic,
             chunk_size=settings.INGEST_CHUNK_SIZE,
         )
-        IngestJobPayload.objects.create(job=job, body=body)
+        IngestJobPayload.objects.create(
+            job=job, body=body, media_type=media_type, record_type=record_type
+        )
         transaction.on_commit(lambda: dispatch(job.id), using=DEFAULT_DATABASE)
     return job
 
@@ -102,8 +112,17 @@ def run_job(job_id: uuid.UUID) -> None:
     beat = _Heartbeat(job.id)
     beat.start()
     try:
-        body = bytes(IngestJobPayload.objects.values_list("body", flat=True).get(job_id=job.id))
-        batch = decode_batch(body)
+        body, media_type, record_type = IngestJobPayload.objects.values_list(
+            "body", "media_type", "record_type"
+        ).get(job_id=job.id)
+        lines = None
+        if media_type == "application/json":
+            batch = decode_batch(bytes(body))
+        else:
+            lines = formats.read_streamed(
+                formats.split_lines([bytes(body)]), media_type, record_type or None
+            )
+            batch = lines.batch
         del body
         result = pipeline.ingest(
             batch,
@@ -113,7 +132,10 @@ def run_job(job_id: uuid.UUID) -> None:
             on_progress=_Progress(job.id),
         )
         state = State.FAILED if result.rejected else State.SUCCEEDED
-        _finish(job.id, state, result=dumps(result.as_dict()), error=result.detail or "")
+        outcome = result.as_dict()
+        if lines is not None:
+            lines.annotate(outcome)
+        _finish(job.id, state, result=dumps(outcome), error=result.detail or "")
     except (pipeline.WriteFailed, ValueError) as exc:
         _finish(job.id, State.FAILED, error=str(exc))
     except Exception as exc:

@@ -78,6 +78,10 @@ class IngestJobPayload(models.Model):
 
     job = models.OneToOneField(IngestJob, primary_key=True, on_delete=models.CASCADE)
     body = models.BinaryField()
+    media_type = models.CharField(max_length=64, default="application/json")
+    record_type = models.CharField(
+        max_length=16, blank=True, default="", help_text="The records of a CSV body."
+    )
 
     def __str__(self) -> str:
         return f"payload of {self.job_id}"

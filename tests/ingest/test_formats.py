@@ -144,10 +144,32 @@ def test_streamed_bodies_honour_dry_run_and_idempotency_keys(api):
     assert User.objects.count() == 1
 
 
-def test_streamed_bodies_are_refused_for_background_jobs(api):
-    response = post(api, NDJSON, "application/x-ndjson", "?async=true")
-    assert response.status_code == 415
-    assert "application/json" in response.json()["detail"]
+@pytest.mark.parametrize(
+    ("body", "content_type", "query"),
+    [
+        (NDJSON, "application/x-ndjson", "?async=true"),
+        ("id,name,email\n1,Alice,alice@example.com\n2,,bob@example.com\n", "text/csv",
+         "?async=true&type=users"),
+    ],
+)  # fmt: skip
+def test_streamed_bodies_run_as_background_jobs_with_their_lines(api, body, content_type, query):
+    from tests.ingest.test_jobs import wait_for
+
+    response = post(api, body, content_type, query)
+    assert response.status_code == 202, response.content
+    assert response.json()["total"] == (6 if content_type != "text/csv" else 2)
+    job = wait_for(api, response["Location"])
+    assert job["state"] == "succeeded", job
+    users = job["result"]["users"]
+    assert users["inserted_ids"] == [1]
+    assert users["skipped_records"][0]["line"] == (2 if content_type != "text/csv" else 3)
+    assert list(User.objects.values_list("id", "name")) == [(1, "Alice")]
+
+
+def test_a_bad_line_refuses_a_background_job_before_the_202(api):
+    response = post(api, NDJSON + "\n{oops", "application/x-ndjson", "?async=true")
+    assert response.status_code == 400
+    assert response.json()["detail"].startswith("Line 8:")
 
 
 def test_other_media_types_are_a_415_listing_the_accepted_ones(api):
