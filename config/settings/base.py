@@ -260,5 +260,6 @@ LOGGING = {
         # Every request already gets its line (store.request); Django's own 4xx warnings would
         # repeat it. Server errors still come with their traceback.
         "django.request": {"level": "ERROR"},
+        "django.server": {"level": "ERROR"},  # runserver's own line per request, the same
     },
 }
