@@ -50,6 +50,7 @@ from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, transaction
 
 from common.exceptions import RecordReferenced
+from common.gc_tuning import fewer_collections
 from common.metrics import record_ingest
 from common.validation import MAX_BIGINT, UNSET, Invalid, clean_id
 from ingest.duplicates import RepeatedKey
@@ -436,10 +437,11 @@ def ingest(
     """
     started = time.perf_counter()
     run = _Run(ledger_key=ledger_key, on_progress=on_progress)
-    if dry_run or atomic:
-        result = _ingest_checked_first(batch, dry_run=dry_run, run=run)
-    else:
-        result = _ingest_streaming(batch, run)
+    with fewer_collections():
+        if dry_run or atomic:
+            result = _ingest_checked_first(batch, dry_run=dry_run, run=run)
+        else:
+            result = _ingest_streaming(batch, run)
     result.seconds = time.perf_counter() - started
     record_ingest(result)
     _log_ingest(result)
