@@ -183,6 +183,13 @@ class IngestResult:
         return any(section.skipped for section in self.sections)
 
     def as_dict(self) -> dict[str, Any]:
+        # Tens of thousands of small dicts for the skipped records: without this, the
+        # collector's passes cost ten times the building (0.36 s against 0.03 s measured for
+        # 300,000 records, 15,000 skipped).
+        with fewer_collections():
+            return self._as_dict()
+
+    def _as_dict(self) -> dict[str, Any]:
         body: dict[str, Any] = {
             "errors": self.errors,
             "took_ms": round(self.seconds * 1000),
