@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 from django.contrib import admin, messages
+from django.http import HttpResponseRedirect
 
 from common.exceptions import RecordInvalid, RecordReferenced
 
@@ -72,7 +73,21 @@ class ServiceAdmin(admin.ModelAdmin):
             else:
                 obj.pk = self.create_record(**form.rule_values).pk
         except RecordInvalid as exc:  # changed between the form's check and the save
-            self.message_user(request, f"Not saved: {exc}", messages.ERROR)
+            request.service_refused = True
+            reasons = "; ".join(
+                f"{field}: {' '.join(texts)}" for field, texts in exc.errors.items()
+            )
+            self.message_user(request, f"Not saved: {reasons}", messages.ERROR)
+
+    def response_add(self, request, obj, post_url_continue=None):
+        if getattr(request, "service_refused", False):
+            return HttpResponseRedirect(request.path)  # the form again, with the message
+        return super().response_add(request, obj, post_url_continue)
+
+    def response_change(self, request, obj):
+        if getattr(request, "service_refused", False):
+            return HttpResponseRedirect(request.path)
+        return super().response_change(request, obj)
 
     def delete_model(self, request, obj) -> None:
         try:

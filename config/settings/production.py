@@ -25,6 +25,9 @@ REST_FRAMEWORK = {
 
 # HTTPS: on by default; a deployment behind a TLS-terminating proxy sets the proxy header.
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+# Health checks and metric scrapes come from inside the network, often over plain HTTP: a
+# redirect would read as "down".
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 60 * 60 * 24 * 365, minimum=0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)

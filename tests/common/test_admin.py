@@ -115,3 +115,27 @@ def test_the_orders_list_searches_by_any_id_and_filters_by_quantity(admin_client
     assert page.context["cl"].result_count == 1
     page = admin_client.get("/admin/orders_svc/order/?q=not-a-number")
     assert page.context["cl"].result_count == 0
+
+
+def test_a_record_the_service_refuses_at_save_time_is_a_message_not_an_error(
+    admin_client, monkeypatch
+):
+    """A user deleted between the form's check and the save: the service says no."""
+    from common.exceptions import RecordInvalid
+    from orders_svc import services
+
+    user, product = make_user(), make_product()
+
+    def refuse(**values):
+        raise RecordInvalid({"user_id": [f"User {values['user_id']} does not exist."]})
+
+    monkeypatch.setattr(services, "order_create", refuse)
+    monkeypatch.setattr("orders_svc.admin.OrderAdmin.create_record", staticmethod(refuse))
+    response = admin_client.post(
+        "/admin/orders_svc/order/add/",
+        {"user_id": user.id, "product_id": product.id, "quantity": 1},
+        follow=True,
+    )
+    assert response.status_code == 200
+    assert b"Not saved: user_id: User" in response.content
+    assert Order.objects.count() == 0

@@ -107,3 +107,21 @@ def test_production_check_deploy_is_clean(tmp_path):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+def test_production_redirects_plain_http_except_the_health_and_metrics_probes(tmp_path):
+    script = (
+        "from django.test import Client\n"
+        "c = Client(HTTP_HOST='api.example.com')\n"
+        "print(c.get('/users/').status_code, c.get('/healthz').status_code,"
+        " c.get('/metrics').status_code)\n"
+    )
+    result = _run_with_production_settings(
+        ["shell", "-c", script],
+        SECRET_KEY="k3!9vZ" * 10,
+        ALLOWED_HOSTS="api.example.com",
+        DATA_DIR=str(tmp_path),
+        LOG_LEVEL="ERROR",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1].split() == ["301", "200", "200"]
