@@ -24,6 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.ingest_bench import raw_sqlite_files
+
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 RSS_TARGET_MB = 300
@@ -70,24 +72,7 @@ def raw_worker(path: Path, data_dir: Path) -> None:
     """The raw baseline, run as ``--worker raw``: prints the counts."""
     import orjson
 
-    files = {}
-    for name, ddl in [
-        ("users", "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT, email TEXT)"),
-        ("products", "CREATE TABLE products (id INTEGER PRIMARY KEY, name TEXT, price REAL)"),
-        (
-            "orders",
-            "CREATE TABLE orders (id INTEGER PRIMARY KEY, user_id INTEGER, "
-            "product_id INTEGER, quantity INTEGER)",
-        ),  # fmt: skip
-    ]:
-        connection = sqlite3.connect(data_dir / f"{name}.db", isolation_level=None)
-        connection.execute("PRAGMA journal_mode=WAL")
-        connection.execute("PRAGMA synchronous=NORMAL")
-        connection.execute(ddl)
-        if name == "orders":
-            connection.execute("CREATE INDEX orders_user ON orders (user_id)")
-            connection.execute("CREATE INDEX orders_product ON orders (product_id)")
-        files[name] = connection
+    files = raw_sqlite_files(data_dir)
     user_ids: set[int] = set()
     product_ids: set[int] = set()
     rows: dict[str, list] = {"users": [], "products": [], "orders": []}

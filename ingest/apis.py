@@ -33,7 +33,7 @@ from common.exceptions import (
     Unprocessable,
 )
 from common.gc_tuning import fewer_collections
-from common.json import ORJSONParser, dumps, read_limited
+from common.json import ORJSONParser, dumps
 from ingest import formats, idempotency, jobs, pipeline, selectors
 from ingest.records import BatchError, count_records, decode_batch
 from ingest.serializers import (
@@ -93,19 +93,6 @@ def body_stream(request: Request, limit: int, setting: str):
             "Split the batch."
         )
     return request.stream
-
-
-def read_body(request: Request, limit: int, setting: str) -> bytes:
-    """The whole raw body (see :func:`body_stream`), refused with a 413 above ``limit``."""
-    stream = body_stream(request, limit, setting)
-    if stream is None:
-        return b""
-    try:
-        return read_limited(stream, limit)
-    except PayloadTooLarge:
-        raise PayloadTooLarge(
-            f"The body is larger than the limit of {limit} bytes ({setting}). Split the batch."
-        ) from None
 
 
 def _json_response(body: bytes, status: int, **headers: str) -> HttpResponse:
@@ -241,8 +228,7 @@ class IngestView(APIView):
         lines: formats.LineNumberedBatch | None = None
         body, record_type = b"", None
         if media_type == "application/json":
-            body = read_body(request, limits.body, limits.body_setting)
-            digest.update(body)
+            body = b"".join(_body_blocks(request, limits, digest, size=1 << 20))
             try:
                 # A job only needs its records counted now; it decodes them when it runs.
                 batch = None if in_background else decode_batch(body)

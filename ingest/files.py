@@ -150,9 +150,7 @@ def ingest_file(
         order_lines = array("Q")
 
         def users_and_products() -> Iterator[tuple[int, str, Any]]:
-            for line, type_name, record in formats.ndjson_records_skipping_bad_lines(
-                _lines(path), run.bad_line
-            ):
+            for line, type_name, record in formats.ndjson_records(_lines(path), run.bad_line):
                 if type_name == "orders":
                     order_lines.append(line)
                 else:

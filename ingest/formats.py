@@ -125,22 +125,18 @@ def ndjson_record(raw: bytes, line: int) -> tuple[str, Record]:
     return type_name, OrderRecord(decoded.id, decoded.user_id, decoded.product_id, decoded.quantity)
 
 
-def ndjson_records(lines: Iterable[bytes]) -> Iterator[tuple[int, str, Record]]:
-    """``(line number, type, record)`` for each non-blank line; :class:`LineError` on a bad one."""
-    for number, raw in enumerate(lines, start=1):
-        if raw.strip():
-            yield (number, *ndjson_record(raw, number))
-
-
-def ndjson_records_skipping_bad_lines(
-    lines: Iterable[bytes], on_bad_line: Callable[[LineError], None]
+def ndjson_records(
+    lines: Iterable[bytes], on_bad_line: Callable[[LineError], None] | None = None
 ) -> Iterator[tuple[int, str, Record]]:
-    """Like :func:`ndjson_records`, but a bad line is handed to ``on_bad_line`` and skipped."""
+    """``(line number, type, record)`` for each non-blank line. A bad line raises
+    :class:`LineError`, or with ``on_bad_line`` is handed to it and skipped."""
     for number, raw in enumerate(lines, start=1):
         if raw.strip():
             try:
                 yield (number, *ndjson_record(raw, number))
             except LineError as exc:
+                if on_bad_line is None:
+                    raise
                 on_bad_line(exc)
 
 
