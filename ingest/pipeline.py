@@ -18,9 +18,9 @@ How a batch flows (the default mode); each arrow is a chunk of ``INGEST_CHUNK_SI
   same functions the single-record endpoints use.
 * Writes go through the services (``users_bulk_insert`` …), one writer thread per database
   (SQLite has one writer per file); each users and products chunk is its own transaction.
-  The threads pay because a chunk goes to SQLite as a single statement during which the driver
-  holds no GIL (see ``common.bulk``): the three files are written on the second core while the
-  main thread checks the next records in Python.
+  The threads pay because a chunk goes to SQLite in one or two statements during which the
+  driver holds no GIL (see ``common.bulk``): the three files are written on the second core
+  while the main thread checks the next records in Python.
 * Orders are checked after users and products are written, so an order may point at a user or
   product inserted earlier in the same batch, but not at one that was skipped. To overlap the
   costly part (the orders table and its two indexes) with the rest, the orders are inserted

@@ -1,0 +1,102 @@
+"""The bulk write path (common.bulk) through the services that use it: every row stored once,
+duplicates reported where they are, values stored as the ORM stores them.
+
+On SQLite a chunk goes in as few multi-row statements as SQLite's limit on parameters allows;
+these tests lower that limit so that a handful of rows already needs several statements.
+"""
+
+import sqlite3
+from decimal import Decimal
+
+import pytest
+from django.db import connections
+
+from orders_svc.models import Order
+from products_svc.models import Product
+from products_svc.services import product_create, products_bulk_insert
+from users_svc.models import User
+from users_svc.services import user_create, users_bulk_insert
+
+pytestmark = pytest.mark.django_db(databases="__all__")
+
+
+@pytest.fixture
+def few_parameters_per_statement():
+    """SQLite takes at most 9 parameters per statement: 3 users or 2 orders."""
+    lowered = []
+    for alias in ("users", "products", "orders"):
+        connection = connections[alias]
+        if connection.vendor == "sqlite":
+            connection.ensure_connection()
+            raw = connection.connection
+            lowered.append((raw, raw.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 9)))
+    yield
+    for raw, limit in lowered:
+        raw.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, limit)
+
+
+def _users(ids):
+    return [(i, f"User {i}", f"user{i}@example.com") for i in ids]
+
+
+@pytest.mark.usefixtures("few_parameters_per_statement")
+def test_a_chunk_larger_than_one_statement_is_written_whole():
+    assert users_bulk_insert(_users(range(1, 11))) == list(range(1, 11))
+    assert list(User.objects.order_by("id").values_list("id", "name", "email")) == _users(
+        range(1, 11)
+    )
+
+
+@pytest.mark.usefixtures("few_parameters_per_statement")
+def test_a_duplicate_in_a_later_statement_leaves_the_earlier_rows_inserted():
+    # Rows 1-3, 4-6, 7-9 and 10 go in four statements; the third one meets the existing user 8.
+    users_bulk_insert([(8, "Existing", "existing@example.com")])
+
+    assert users_bulk_insert(_users(range(1, 11))) == [1, 2, 3, 4, 5, 6, 7, None, 9, 10]
+    stored = dict(User.objects.values_list("id", "name"))
+    assert sorted(stored) == list(range(1, 11))
+    assert stored[8] == "Existing"  # a duplicate is skipped, never overwritten
+
+
+@pytest.mark.usefixtures("few_parameters_per_statement")
+def test_rows_without_an_id_get_new_ids_across_statements():
+    user_create(name="First", email="first@example.com")
+    rows = [(None, f"New {n}", f"new{n}@example.com") for n in range(5)]
+
+    ids = users_bulk_insert(rows)
+
+    assert len(set(ids)) == 5
+    assert min(ids) > 1
+    assert User.objects.count() == 6
+
+
+@pytest.mark.usefixtures("few_parameters_per_statement")
+def test_orders_over_several_statements_are_written_whole():
+    from orders_svc.services import KnownReferences, orders_bulk_insert
+
+    users_bulk_insert(_users([1]))
+    products_bulk_insert([(1, "Lamp", Decimal("10.00"))])
+    rows = [(i, 1, 1, i) for i in range(1, 8)]  # 2 orders per statement
+
+    outcome = orders_bulk_insert([rows], references_ready=KnownReferences)
+
+    assert outcome == [(list(range(1, 8)), {})]
+    assert list(Order.objects.order_by("id").values_list("id", "quantity")) == [
+        (i, i) for i in range(1, 8)
+    ]
+
+
+def test_prices_are_stored_as_the_orm_stores_them():
+    prices = [Decimal("19.99"), Decimal("0.10"), Decimal("12345678.91"), Decimal("0.01")]
+    for n, price in enumerate(prices):
+        product_create(name=f"By hand {n}", price=price)
+    by_hand = list(Product.objects.order_by("id").values_list("price", flat=True))
+
+    products_bulk_insert([(None, f"In bulk {n}", price) for n, price in enumerate(prices)])
+
+    in_bulk = list(
+        Product.objects.filter(name__startswith="In bulk")
+        .order_by("id")
+        .values_list("price", flat=True)
+    )
+    assert in_bulk == by_hand == prices
