@@ -222,8 +222,14 @@ class IngestView(APIView):
                 "INGEST_MAX_BODY_BYTES",
                 "INGEST_MAX_RECORDS",
             )
-        digest = idempotency.fingerprint_digest(
-            request.method, request.path, request.META.get("QUERY_STRING", "")
+        key = request.headers.get("Idempotency-Key")
+        # Only a request under a key is compared with another: hash the body only then.
+        digest = (
+            None
+            if key is None
+            else idempotency.fingerprint_digest(
+                request.method, request.path, request.META.get("QUERY_STRING", "")
+            )
         )
         lines: formats.LineNumberedBatch | None = None
         body, record_type = b"", None
@@ -250,7 +256,6 @@ class IngestView(APIView):
                 "application/json, application/x-ndjson, or text/csv with ?type=.",
             )
 
-        key = request.headers.get("Idempotency-Key")
         if key is not None:
             refusal_or_replay = _claim_key(key, digest.hexdigest())
             if refusal_or_replay is not None:
@@ -347,7 +352,8 @@ def _keeping(blocks, kept: list[bytes]):
 
 
 def _body_blocks(request: Request, limits: _Limits, digest, size: int = 1 << 16):
-    """The body in blocks of ``size`` bytes, hashed as they come, refused past the limit."""
+    """The body in blocks of ``size`` bytes, hashed as they come (into ``digest``, if one is
+    given), refused past the limit."""
     stream = body_stream(request, limits.body, limits.body_setting)
     if stream is None:
         return
@@ -359,7 +365,8 @@ def _body_blocks(request: Request, limits: _Limits, digest, size: int = 1 << 16)
                 f"The body is larger than the limit of {limits.body} bytes "
                 f"({limits.body_setting}). Split the batch."
             )
-        digest.update(block)
+        if digest is not None:
+            digest.update(block)
         yield block
 
 
