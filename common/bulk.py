@@ -10,12 +10,12 @@ when the database should assign one). In one transaction on the service's databa
 3. only if the primary key refuses a row (an explicit id that exists), looks up which ids
    exist (one query) and writes the others: those rows are duplicates.
 
-Why not the ORM's ``bulk_create``: it spends about 4 s per 300,000 rows building model
-instances and SQL. On SQLite this module sends multi-row ``INSERT ... VALUES (...), (...)``
-statements as large as SQLite's limit on parameters allows (10,000 users or 8,000 orders)
-straight to the sqlite3 driver, and no savepoints (SQLite backs out a refused statement by
-itself). What matters with writer threads is how often a writer must win the GIL back from the
-thread that checks the next records: once per statement, and each time that may wait for the
+Why not the ORM's ``bulk_create``: it spends about 4 s per 300,000 rows building model instances
+and SQL. On SQLite this module sends multi-row ``INSERT ... VALUES (...), (...)`` statements as
+large as SQLite's limit on parameters allows (a chunk of 10,000 users in one, of 10,000 orders
+in two) straight to the sqlite3 driver, and no savepoints (SQLite backs out a refused statement
+by itself). What matters with writer threads is how often a writer must win the GIL back from
+the thread that checks the next records: once per statement, and each time that may wait for the
 interpreter's switch interval (5 ms). Plain ``executemany`` re-takes the GIL on every row (three
 such threads were measured 1.8x slower than one); one JSON array unpacked by ``json_each`` takes
 it once, but SQLite spends about twice as long per row unpacking it (0.8 against 0.4 us for a
@@ -279,7 +279,9 @@ def _write_sqlite(connection, table: str, columns: str, width: int, rows: list[R
         )
 
 
-@functools.lru_cache(maxsize=64)
+# Kept so that the driver's statement cache finds the same string (its hash already known); a
+# few entries, since each can be 100 KB: the full-chunk statement of each table and remainders.
+@functools.lru_cache(maxsize=16)
 def _insert_sql(table: str, columns: str, width: int, count: int) -> str:
     row = "(" + ", ".join(["?"] * width) + ")"
     return f"INSERT INTO {table} ({columns}) VALUES " + ", ".join([row] * count)

@@ -12,6 +12,7 @@ import pytest
 from django.db import connections
 
 from orders_svc.models import Order
+from orders_svc.services import KnownReferences, orders_bulk_insert
 from products_svc.models import Product
 from products_svc.services import product_create, products_bulk_insert
 from users_svc.models import User
@@ -72,8 +73,6 @@ def test_rows_without_an_id_get_new_ids_across_statements():
 
 @pytest.mark.usefixtures("few_parameters_per_statement")
 def test_orders_over_several_statements_are_written_whole():
-    from orders_svc.services import KnownReferences, orders_bulk_insert
-
     users_bulk_insert(_users([1]))
     products_bulk_insert([(1, "Lamp", Decimal("10.00"))])
     rows = [(i, 1, 1, i) for i in range(1, 8)]  # 2 orders per statement
