@@ -8,6 +8,6 @@ class CommonConfig(AppConfig):
     verbose_name = "Common"
 
     def ready(self) -> None:
-        from common.observability import install_request_id_on_records
+        from common.ops.observability import install_request_id_on_records
 
         install_request_id_on_records()

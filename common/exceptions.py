@@ -2,7 +2,7 @@
 
 Services raise plain Python exceptions that say what went wrong (:class:`RecordInvalid`,
 :class:`RecordReferenced`, :class:`RecordNotFound`); they know nothing about HTTP.
-``common.exception_handler`` maps them to status codes.
+``common.http.exception_handler`` maps them to status codes.
 """
 
 from rest_framework import status

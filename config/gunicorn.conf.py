@@ -18,7 +18,7 @@ threads = int(os.environ.get("GUNICORN_THREADS", "4"))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "120"))
 graceful_timeout = 30
 keepalive = 5
-# Each request is logged once, as JSON, by the app (common.observability); set this to "-" for
+# Each request is logged once, as JSON, by the app (common.ops.observability); set this to "-" for
 # gunicorn's own access log too.
 accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None
 errorlog = "-"

@@ -6,7 +6,7 @@ from django.urls import include, path
 from django_prometheus.exports import ExportToDjangoView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from common.views import ApiRootView, healthz
+from common.http.views import ApiRootView, healthz
 
 urlpatterns = [
     path("", ApiRootView.as_view(), name="api-root"),
@@ -22,7 +22,7 @@ urlpatterns = [
     path("metrics", ExportToDjangoView, name="metrics"),
 ]
 
-handler400 = "common.views.bad_request"
-handler403 = "common.views.permission_denied"
-handler404 = "common.views.not_found"
-handler500 = "common.views.server_error"
+handler400 = "common.http.views.bad_request"
+handler403 = "common.http.views.permission_denied"
+handler404 = "common.http.views.not_found"
+handler500 = "common.http.views.server_error"

@@ -24,7 +24,7 @@ from rest_framework.response import Response
 from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
-from common.auth import IngestRateThrottle, WriteRateThrottle
+from common.data.gc_tuning import fewer_collections
 from common.exceptions import (
     Conflict,
     LengthRequired,
@@ -32,8 +32,8 @@ from common.exceptions import (
     Unavailable,
     Unprocessable,
 )
-from common.gc_tuning import fewer_collections
-from common.json import ORJSONParser, dumps
+from common.http.auth import IngestRateThrottle, WriteRateThrottle
+from common.http.json import ORJSONParser, dumps
 from ingest import formats, idempotency, jobs, pipeline, selectors
 from ingest.records import BatchError, count_records, decode_batch
 from ingest.serializers import (
@@ -198,7 +198,7 @@ class IngestView(APIView):
     )
     def post(self, request: Request) -> HttpResponse:
         # A batch is hundreds of thousands of records from decoding to the response: see
-        # common.gc_tuning for why the collector runs less often meanwhile.
+        # common.data.gc_tuning for why the collector runs less often meanwhile.
         with fewer_collections():
             return self._post(request)
 

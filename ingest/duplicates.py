@@ -20,7 +20,7 @@ from typing import Any
 import msgspec
 from msgspec import UNSET
 
-from common.json import first_repeated_key
+from common.http.json import first_repeated_key
 from ingest.records import Batch, BatchError, OrderRecord, ProductRecord, UserRecord
 
 _RECORD_TYPES = {"users": UserRecord, "products": ProductRecord, "orders": OrderRecord}

@@ -30,7 +30,7 @@ from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from common.json import dumps
+from common.http.json import dumps
 from config.db_router import DEFAULT_DATABASE
 from ingest import formats, pipeline
 from ingest.models import IngestJob, IngestJobPayload

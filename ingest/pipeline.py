@@ -19,14 +19,14 @@ How a batch flows (the default mode); each arrow is a chunk of ``INGEST_CHUNK_SI
 * Writes go through the services (``users_bulk_insert`` …), one writer thread per database
   (SQLite has one writer per file); each users and products chunk is its own transaction.
   The threads pay because a chunk goes to SQLite in one or two statements during which the
-  driver holds no GIL (see ``common.bulk``): the three files are written on the second core
+  driver holds no GIL (see ``common.data.bulk``): the three files are written on the second core
   while the main thread checks the next records in Python.
 * Orders are checked after users and products are written, so an order may point at a user or
   product inserted earlier in the same batch, but not at one that was skipped. To overlap the
   costly part (the orders table and its two indexes) with the rest, the orders are inserted
   first in one transaction that holds the orders lock, and only checked, pruned and committed
   once the users and products are; nobody sees them before. Holding the orders lock also keeps
-  deletions of users and products out for that time (see ``common.references``).
+  deletions of users and products out for that time (see ``common.data.references``).
 * An explicit ``id`` that already exists, or that an earlier valid record of the batch has, is
   skipped as a duplicate. Records without an id get one above every id in use and every
   explicit id of the batch.
@@ -49,10 +49,10 @@ from typing import Any
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, transaction
 
+from common.data.gc_tuning import fewer_collections
+from common.data.validation import MAX_BIGINT, UNSET, Invalid, clean_id
 from common.exceptions import RecordReferenced
-from common.gc_tuning import fewer_collections
-from common.metrics import record_ingest
-from common.validation import MAX_BIGINT, UNSET, Invalid, clean_id
+from common.ops.metrics import record_ingest
 from ingest.duplicates import RepeatedKey
 from ingest.records import Batch, OrderRecord, ProductRecord, UserRecord
 from ingest.writers import WriterPool, writers_for

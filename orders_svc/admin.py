@@ -5,7 +5,7 @@ by ``check_order`` and the references by those services, like the API's."""
 from django.contrib import admin
 from django.contrib.admin.views.main import ChangeList
 
-from common.admin import ServiceAdmin
+from common.ops.admin import ServiceAdmin
 from orders_svc import rules, services
 from orders_svc.models import Order
 from products_svc.selectors import existing_product_ids, product_names

@@ -1,6 +1,6 @@
 """HTTP API of the orders service: ``/orders/`` (thin: rules validate, services write)."""
 
-from common.viewsets import ServiceViewSet, crud_docs
+from common.http.viewsets import ServiceViewSet, crud_docs
 from orders_svc import selectors, services
 from orders_svc.filters import OrderFilter
 from orders_svc.serializers import OrderSerializer

@@ -8,7 +8,7 @@ class OrdersConfig(AppConfig):
     verbose_name = "Orders service"
 
     def ready(self) -> None:
-        from common.references import register_guard
+        from common.data.references import register_guard
         from orders_svc import services
 
         register_guard("users", services.hold_user_references)

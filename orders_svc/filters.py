@@ -2,7 +2,7 @@
 
 from django_filters import rest_framework as filters
 
-from common.filters import BoundedIntegerFilter, IdFilter
+from common.http.filters import BoundedIntegerFilter, IdFilter
 from orders_svc.models import Order
 
 

@@ -10,7 +10,7 @@ commands all use these two functions.
 from collections.abc import Container
 from typing import Any
 
-from common.validation import MAX_BIGINT, MAX_INT, Invalid, clean_int, field_errors
+from common.data.validation import MAX_BIGINT, MAX_INT, Invalid, clean_int, field_errors
 
 OrderValues = tuple[int, int, int]
 

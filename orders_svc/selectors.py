@@ -4,7 +4,7 @@ from collections.abc import Collection, Iterable, Iterator
 
 from django.db.models import QuerySet
 
-from common.queries import count_matching, existing_ids
+from common.data.queries import count_matching, existing_ids
 from orders_svc.models import DeletionEpoch, Order
 
 

@@ -7,8 +7,8 @@ writes the order.
 from drf_spectacular.utils import OpenApiExample, extend_schema_serializer
 from rest_framework import serializers
 
-from common.serializers import RuleSerializer
-from common.validation import MAX_INT
+from common.data.validation import MAX_INT
+from common.http.serializers import RuleSerializer
 from orders_svc import rules
 
 

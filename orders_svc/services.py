@@ -1,7 +1,7 @@
 """Writes to the orders database, after checking references with the other two services.
 
 Every order write runs in one orders transaction that first locks out concurrent deletions of
-the users and products it points at (``common.db``), then asks the users and products services
+the users and products it points at (``common.data.db``), then asks the users and products services
 whether the ids exist (their public selectors), then writes. A user or product deleted at the
 same moment either finishes first (the order is refused) or waits for the order and then sees it
 (the deletion is refused with a 409).
@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import F
 
-from common import bulk
-from common.db import lock_for_checked_insert, lock_out_inserts
+from common.data import bulk
+from common.data.db import lock_for_checked_insert, lock_out_inserts
 from common.exceptions import RecordInvalid, RecordNotFound
 from orders_svc import rules, selectors
 from orders_svc.models import ORDERS_DB, DeletionEpoch, Order, OrderWriteLedger
@@ -228,12 +228,12 @@ def _bump_deletion_epoch() -> None:
 
 
 def hold_user_references(ids: Collection[int]):
-    """Deletion guard for users (see ``common.references``): orders per user, locked."""
+    """Deletion guard for users (see ``common.data.references``): orders per user, locked."""
     return _hold_references("user_id", ids)
 
 
 def hold_product_references(ids: Collection[int]):
-    """Deletion guard for products (see ``common.references``): orders per product, locked."""
+    """Deletion guard for products (see ``common.data.references``): orders per product, locked."""
     return _hold_references("product_id", ids)
 
 

@@ -5,7 +5,7 @@ from decimal import Decimal
 
 from django.contrib import admin
 
-from common.admin import ServiceAdmin
+from common.ops.admin import ServiceAdmin
 from products_svc import rules, services
 from products_svc.models import Product
 

@@ -1,6 +1,6 @@
 """HTTP API of the products service: ``/products/`` (thin: rules validate, services write)."""
 
-from common.viewsets import ServiceViewSet, crud_docs
+from common.http.viewsets import ServiceViewSet, crud_docs
 from products_svc import selectors, services
 from products_svc.filters import ProductFilter
 from products_svc.serializers import ProductSerializer

@@ -2,7 +2,7 @@
 
 from django.db import models
 
-from common.fields import MoneyField
+from common.data.fields import MoneyField
 from common.models import WriteLedger
 from config.db_router import database_for_app
 

@@ -9,7 +9,7 @@ all call :func:`check_product`.
 from decimal import Decimal
 from typing import Any
 
-from common.validation import (
+from common.data.validation import (
     Invalid,
     clean_decimal,
     clean_text,

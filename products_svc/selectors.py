@@ -8,7 +8,7 @@ from collections.abc import Iterable
 
 from django.db.models import QuerySet
 
-from common.queries import existing_ids, field_by_id
+from common.data.queries import existing_ids, field_by_id
 from products_svc.models import Product
 
 

@@ -3,7 +3,7 @@
 from drf_spectacular.utils import OpenApiExample, extend_schema_serializer
 from rest_framework import serializers
 
-from common.serializers import RuleSerializer
+from common.http.serializers import RuleSerializer
 from products_svc import rules
 
 

@@ -5,9 +5,9 @@ from decimal import Decimal
 
 from django.db import transaction
 
-from common import bulk
+from common.data import bulk
+from common.data.references import guard_deletion
 from common.exceptions import RecordNotFound
-from common.references import guard_deletion
 from products_svc.models import PRODUCTS_DB, Product, ProductWriteLedger
 
 

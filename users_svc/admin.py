@@ -3,7 +3,7 @@ admin keeps the same rules as the API (and cannot delete a user that orders refe
 
 from django.contrib import admin
 
-from common.admin import ServiceAdmin
+from common.ops.admin import ServiceAdmin
 from users_svc import rules, selectors, services
 from users_svc.models import User
 

@@ -1,6 +1,6 @@
 """HTTP API of the users service: ``/users/`` (thin: validation in rules, writes in services)."""
 
-from common.viewsets import ServiceViewSet, crud_docs
+from common.http.viewsets import ServiceViewSet, crud_docs
 from users_svc import selectors, services
 from users_svc.filters import UserFilter
 from users_svc.serializers import UserSerializer

@@ -7,7 +7,7 @@ The REST endpoints (through the serializer), the bulk ingest and the seed comman
 
 from typing import Any
 
-from common.validation import (
+from common.data.validation import (
     Invalid,
     clean_email,
     clean_text,

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from django.db.models import Count, QuerySet, Value
 from django.db.models.functions import Lower, StrIndex, Substr
 
-from common.queries import existing_ids, field_by_id
+from common.data.queries import existing_ids, field_by_id
 from users_svc.models import User
 
 

@@ -4,9 +4,9 @@ from collections.abc import Sequence
 
 from django.db import transaction
 
-from common import bulk
+from common.data import bulk
+from common.data.references import guard_deletion
 from common.exceptions import RecordNotFound
-from common.references import guard_deletion
 from users_svc.models import USERS_DB, User, UserWriteLedger
 
 

@@ -50,7 +50,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # Outermost, so that their timings and log lines cover everything below.
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
-    "common.observability.RequestLogMiddleware",
+    "common.ops.observability.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -159,7 +159,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 # its body itself against INGEST_MAX_BODY_BYTES, and other JSON endpoints against this.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("API_MAX_BODY_BYTES", INGEST_MAX_BODY_BYTES, minimum=1024)
 
-# --- Who may do what (common.auth) ----------------------------------------------------------
+# --- Who may do what (common.http.auth) ----------------------------------------------------------
 API_READS_REQUIRE_TOKEN = env_bool("API_READS_REQUIRE_TOKEN", False)
 # Requests per token, e.g. "600/minute"; empty: no limit.
 API_THROTTLE_RATES = {
@@ -183,29 +183,29 @@ API_MAX_PAGE_SIZE = env_int("API_MAX_PAGE_SIZE", 1000, minimum=1)
 
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": [
-        "common.json.ORJSONRenderer",
+        "common.http.json.ORJSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
     "DEFAULT_PARSER_CLASSES": [
-        "common.json.ORJSONParser",
+        "common.http.json.ORJSONParser",
         "rest_framework.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],
-    "DEFAULT_PAGINATION_CLASS": "common.pagination.PageNumberPagination",
+    "DEFAULT_PAGINATION_CLASS": "common.http.pagination.PageNumberPagination",
     "PAGE_SIZE": API_PAGE_SIZE,
     "DEFAULT_FILTER_BACKENDS": [
         "django_filters.rest_framework.DjangoFilterBackend",
         "rest_framework.filters.OrderingFilter",
     ],
-    "DEFAULT_SCHEMA_CLASS": "common.schema.AutoSchema",
-    "EXCEPTION_HANDLER": "common.exception_handler.api_exception_handler",
-    # Reads are open, writes need an API token (see common.auth); the admin's session works too.
+    "DEFAULT_SCHEMA_CLASS": "common.http.schema.AutoSchema",
+    "EXCEPTION_HANDLER": "common.http.exception_handler.api_exception_handler",
+    # Reads are open, writes need an API token (see common.http.auth); the admin session too.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "common.auth.ApiTokenAuthentication",
+        "common.http.auth.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["common.auth.WritesNeedToken"],
-    "DEFAULT_THROTTLE_CLASSES": ["common.auth.WriteRateThrottle"],
+    "DEFAULT_PERMISSION_CLASSES": ["common.http.auth.WritesNeedToken"],
+    "DEFAULT_THROTTLE_CLASSES": ["common.http.auth.WriteRateThrottle"],
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
     "LIST_SERIALIZER_ERRORS_AS_DICT": True,
 }
@@ -237,14 +237,14 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {},
 }
 
-# One JSON object per line (common.observability.JsonFormatter), or LOG_FORMAT=plain for people.
+# One JSON object per line (common.ops.observability.JsonFormatter), or LOG_FORMAT=plain for people.
 LOG_FORMAT = env_str("LOG_FORMAT", "json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
-        "json": {"()": "common.observability.JsonFormatter"},
+        "json": {"()": "common.ops.observability.JsonFormatter"},
     },
     "handlers": {
         "console": {

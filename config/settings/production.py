@@ -20,7 +20,7 @@ if not ALLOWED_HOSTS:
 # The browsable API is a developer's tool; production answers JSON only.
 REST_FRAMEWORK = {
     **REST_FRAMEWORK,
-    "DEFAULT_RENDERER_CLASSES": ["common.json.ORJSONRenderer"],
+    "DEFAULT_RENDERER_CLASSES": ["common.http.json.ORJSONRenderer"],
 }
 
 # HTTPS: on by default; a deployment behind a TLS-terminating proxy sets the proxy header.

@@ -24,7 +24,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from common.validation import UNSET
+from common.data.validation import UNSET
 from ingest import pipeline
 from ingest.records import BatchError, decode_batch
 from orders_svc.selectors import order_list

@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 
 from rest_framework import serializers
 
-from common.validation import UNSET
+from common.data.validation import UNSET
 
 #: A service's rules function: raw field values in, (clean values, None) or (None, errors) out.
 Rule = Callable[..., tuple[tuple[Any, ...] | None, dict[str, list[str]] | None]]

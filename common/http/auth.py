@@ -32,7 +32,7 @@ class ApiTokenAuthentication(authentication.TokenAuthentication):
         return self.authenticate_credentials(key)
 
 
-#: What a client without a token is told (common.exception_handler puts it in the 401).
+#: What a client without a token is told (common.http.exception_handler puts it in the 401).
 TOKEN_NEEDED = (
     "This needs an API token: send the header 'Authorization: Token <key>'. "
     "An operator creates one with: python manage.py create_api_token NAME"

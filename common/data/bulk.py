@@ -34,7 +34,7 @@ from typing import Any
 import msgspec
 from django.db import IntegrityError, connections, models, router, transaction
 
-from common.queries import existing_ids, id_list_param, id_list_sql
+from common.data.queries import existing_ids, id_list_param, id_list_sql
 
 Row = tuple[Any, ...]
 

@@ -3,7 +3,7 @@
 import gc
 import threading
 
-from common.gc_tuning import BATCH_THRESHOLD, fewer_collections
+from common.data.gc_tuning import BATCH_THRESHOLD, fewer_collections
 
 
 def test_the_threshold_is_raised_inside_and_restored_after():

@@ -1,4 +1,4 @@
-"""The bulk write path (common.bulk) through the services that use it: every row stored once,
+"""The bulk write path (common.data.bulk) through the services that use it: every row stored once,
 duplicates reported where they are, values stored as the ORM stores them.
 
 On SQLite a chunk goes in as few multi-row statements as SQLite's limit on parameters allows;

@@ -6,7 +6,7 @@ import logging
 import pytest
 from prometheus_client import REGISTRY
 
-from common.observability import JsonFormatter
+from common.ops.observability import JsonFormatter
 from tests.test_faults import database_down
 
 pytestmark = pytest.mark.django_db(databases="__all__", transaction=True)

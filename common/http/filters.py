@@ -8,7 +8,7 @@ anything out of range is a 400 that says so.
 from django import forms
 from django_filters import rest_framework as filters
 
-from common.validation import MAX_BIGINT
+from common.data.validation import MAX_BIGINT
 
 
 class IdFilter(filters.Filter):

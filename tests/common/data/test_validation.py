@@ -9,7 +9,7 @@ from django.core.validators import EmailValidator
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from common.validation import (
+from common.data.validation import (
     MAX_BIGINT,
     UNSET,
     Invalid,

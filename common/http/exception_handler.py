@@ -13,9 +13,9 @@ from rest_framework.exceptions import ErrorDetail, NotAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
-from common.auth import TOKEN_NEEDED
 from common.exceptions import PayloadTooLarge, RecordInvalid, RecordNotFound, RecordReferenced
-from common.health import SERVICE_OF, probe_all
+from common.http.auth import TOKEN_NEEDED
+from common.ops.health import SERVICE_OF, probe_all
 
 
 def unavailable_response(exc: Exception) -> Response:

@@ -1,10 +1,10 @@
-"""OpenAPI generation: drf-spectacular's, told that reads need no token (see common.auth)."""
+"""OpenAPI generation: drf-spectacular's, told that reads need no token (see common.http.auth)."""
 
 from django.conf import settings
 from drf_spectacular import openapi
 from rest_framework import permissions
 
-from common.auth import WritesNeedToken
+from common.http.auth import WritesNeedToken
 
 
 class AutoSchema(openapi.AutoSchema):

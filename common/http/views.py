@@ -10,7 +10,7 @@ from rest_framework.response import Response
 from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
-from common.health import SERVICE_OF, probe_all
+from common.ops.health import SERVICE_OF, probe_all
 
 #: name shown at the API root -> URL name
 ROOT_LINKS = {
