@@ -5,9 +5,8 @@ status codes. Checking and writing is the pipeline's job (``ingest.pipeline``).
 """
 
 import hashlib
-from dataclasses import dataclass
+from contextlib import contextmanager
 
-from django.conf import settings
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -18,24 +17,18 @@ from drf_spectacular.utils import (
 )
 from rest_framework import viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import ParseError, UnsupportedMediaType, ValidationError
+from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
 from common.data.gc_tuning import fewer_collections
-from common.exceptions import (
-    Conflict,
-    LengthRequired,
-    PayloadTooLarge,
-    Unavailable,
-    Unprocessable,
-)
+from common.exceptions import Conflict, Unavailable, Unprocessable
 from common.http.auth import IngestRateThrottle, WriteRateThrottle
 from common.http.json import ORJSONParser, dumps
-from ingest import formats, idempotency, jobs, pipeline, selectors
-from ingest.records import BatchError, count_records, decode_batch
+from common.http.query import query_flag, strict_query
+from ingest import bodies, idempotency, jobs, pipeline, selectors
 from ingest.serializers import (
     REQUEST_EXAMPLE,
     RESPONSE_EXAMPLE,
@@ -45,54 +38,6 @@ from ingest.serializers import (
     IngestRequestSerializer,
     IngestResponseSerializer,
 )
-
-_TRUE, _FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off", ""}
-
-
-def query_flag(request: Request, name: str) -> bool:
-    """A boolean query parameter (``?dry_run=true``); anything unrecognised is a 400."""
-    raw = request.query_params.get(name)
-    if raw is None:
-        return False
-    value = raw.strip().lower()
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    raise ValidationError({name: [f"Must be true or false, not {raw[:40]!r}."]})
-
-
-def body_stream(request: Request, limit: int, setting: str):
-    """The request body as a stream (None if there is none), refused with a 413 before reading
-    if it announces more than ``limit``.
-
-    A body sent without ``Content-Length`` (``Transfer-Encoding: chunked``, as a client that
-    streams NDJSON sends it) is read from the server's own input when the server de-chunks it
-    and marks its end (``wsgi.input_terminated``, as gunicorn does). Django alone would read
-    such a body as empty, so where the server does not, it is a 411 rather than a batch quietly
-    taken for empty.
-    """
-    meta = request.META
-    if (
-        not meta.get("CONTENT_LENGTH")
-        and "chunked" in meta.get("HTTP_TRANSFER_ENCODING", "").lower()
-    ):
-        if meta.get("wsgi.input_terminated"):
-            return meta["wsgi.input"]
-        raise LengthRequired(
-            "This server cannot read a chunked body: send the body with a Content-Length "
-            "header (or serve the app with gunicorn, which can)."
-        )
-    try:
-        announced = int(meta.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        raise ParseError("Content-Length is not a number.") from None
-    if announced > limit:
-        raise PayloadTooLarge(
-            f"The body is {announced} bytes; the limit is {limit} bytes ({setting}). "
-            "Split the batch."
-        )
-    return request.stream
 
 
 def _json_response(body: bytes, status: int, **headers: str) -> HttpResponse:
@@ -106,6 +51,10 @@ class IngestView(APIView):
     # ingest.records), never through request.data.
     parser_classes = [ORJSONParser]
     throttle_classes = [WriteRateThrottle, IngestRateThrottle]
+    #: Read by common.http.body: this view reads its (possibly chunked) body as a stream.
+    streams_body = True
+    #: Every query parameter POST /ingest/ takes; any other is a 400 (common.http.query).
+    query_parameters = ("dry_run", "atomic", "async", "type")
 
     @extend_schema(
         operation_id="ingest_create",
@@ -203,91 +152,30 @@ class IngestView(APIView):
             return self._post(request)
 
     def _post(self, request: Request) -> HttpResponse:
+        strict_query(request, self.query_parameters)
         dry_run, atomic = query_flag(request, "dry_run"), query_flag(request, "atomic")
         in_background = query_flag(request, "async") or "respond-async" in request.headers.get(
             "Prefer", ""
         ).lower().replace(" ", "")
-        media_type = request.content_type.split(";")[0].strip().lower()
-        if in_background:
-            limits = _Limits(
-                settings.INGEST_ASYNC_MAX_BODY_BYTES,
-                settings.INGEST_ASYNC_MAX_RECORDS,
-                "INGEST_ASYNC_MAX_BODY_BYTES",
-                "INGEST_ASYNC_MAX_RECORDS",
-            )
-        else:
-            limits = _Limits(
-                settings.INGEST_MAX_BODY_BYTES,
-                settings.INGEST_MAX_RECORDS,
-                "INGEST_MAX_BODY_BYTES",
-                "INGEST_MAX_RECORDS",
-            )
         key = request.headers.get("Idempotency-Key")
-        # Only a request under a key is compared with another: hash the body only then.
-        digest = (
-            None
-            if key is None
-            else idempotency.fingerprint_digest(
-                request.method, request.path, request.META.get("QUERY_STRING", "")
-            )
+        digest = None if key is None else _fingerprint_digest(request)
+        received = bodies.read_body(
+            request,
+            limits=bodies.limits_for(in_background=in_background),
+            digest=digest,
+            in_background=in_background,
         )
-        lines: formats.LineNumberedBatch | None = None
-        body, record_type = b"", None
-        if media_type == "application/json":
-            body = b"".join(_body_blocks(request, limits, digest, size=1 << 20))
-            try:
-                # A job only needs its records counted now; it decodes them when it runs.
-                batch = None if in_background else decode_batch(body)
-                total = count_records(body) if in_background else len(batch)
-            except BatchError as exc:
-                raise ParseError(str(exc)) from None
-            limits.check_records(total)
-        elif media_type in formats.NDJSON_MEDIA_TYPES or media_type == formats.CSV_MEDIA_TYPE:
-            lines, record_type, body = _read_streamed(
-                request, media_type, limits, digest, keep_body=in_background
-            )
-            batch, total = lines.batch, len(lines)
-            if in_background:  # the job decodes the stored body again when it runs
-                batch = lines = None
-        else:
-            raise UnsupportedMediaType(
-                request.content_type or "(none)",
-                detail=f"Unsupported media type {request.content_type or '(none)'!r}: send "
-                "application/json, application/x-ndjson, or text/csv with ?type=.",
-            )
-
         if key is not None:
             refusal_or_replay = _claim_key(key, digest.hexdigest())
             if refusal_or_replay is not None:
                 return refusal_or_replay
-        try:
+        with _released_on_failure(key):
             if in_background:
-                job = jobs.submit_job(
-                    body,
-                    total=total,
-                    dry_run=dry_run,
-                    atomic=atomic,
-                    media_type=media_type,
-                    record_type=record_type or "",
-                )
+                job = _submit(received, dry_run=dry_run, atomic=atomic)
                 status = 202
                 response_body = dumps(IngestJobSerializer(job, context={"request": request}).data)
             else:
-                del body  # the decoded batch is all that is needed from here on
-                result = pipeline.ingest(
-                    batch, dry_run=dry_run, atomic=atomic, ledger_key=_ledger_key(key)
-                )
-                status = 422 if result.rejected else 200
-                outcome = result.as_dict()
-                response_body = dumps(lines.annotate(outcome) if lines else outcome)
-        except pipeline.WriteFailed as exc:
-            if key is not None:
-                idempotency.release(key)
-            raise Unavailable(str(exc)) from None
-        except BaseException:
-            if key is not None:
-                idempotency.release(key)
-            raise
+                status, response_body = _run(received, dry_run=dry_run, atomic=atomic, key=key)
         if key is not None:
             idempotency.complete(key, status, response_body)
             if not in_background:
@@ -299,75 +187,51 @@ class IngestView(APIView):
         return response
 
 
-@dataclass(frozen=True)
-class _Limits:
-    body: int
-    records: int
-    body_setting: str
-    records_setting: str
-
-    def check_records(self, total: int) -> None:
-        if total > self.records:
-            raise PayloadTooLarge(
-                f"The batch has {total} records; the limit is {self.records} per request "
-                f"({self.records_setting}). Split the batch."
-            )
+def _fingerprint_digest(request: Request):
+    """Only a request under a key is compared with another: the body is hashed only then."""
+    return idempotency.fingerprint_digest(
+        request.method, request.path, request.META.get("QUERY_STRING", "")
+    )
 
 
-def _read_streamed(
-    request: Request, media_type: str, limits: _Limits, digest, *, keep_body: bool = False
-) -> tuple[formats.LineNumberedBatch, str | None, bytes]:
-    """Decode an NDJSON or CSV body a line at a time, never holding the whole body (unless
-    ``keep_body``, for a job that stores it): ``(records, CSV record type, kept body)``."""
-    type_name = None
-    if media_type == formats.CSV_MEDIA_TYPE:
-        type_name = (request.query_params.get("type") or "").strip().lower()
-        type_name = formats.TYPE_NAMES.get(type_name, type_name)
-        if type_name not in formats.TYPES:
-            raise ValidationError(
-                {"type": ["A CSV body needs ?type=users, ?type=products or ?type=orders."]}
-            )
-    kept: list[bytes] = []
-    blocks = _body_blocks(request, limits, digest)
-    if keep_body:
-        blocks = _keeping(blocks, kept)
+def _submit(received: bodies.Received, *, dry_run: bool, atomic: bool) -> jobs.IngestJob:
+    return jobs.submit_job(
+        received.body,
+        total=received.total,
+        dry_run=dry_run,
+        atomic=atomic,
+        media_type=received.media_type,
+        record_type=received.record_type,
+    )
+
+
+def _run(
+    received: bodies.Received, *, dry_run: bool, atomic: bool, key: str | None
+) -> tuple[int, bytes]:
+    """Run the batch now: ``(status, response body)``."""
+    result = pipeline.ingest(
+        received.batch, dry_run=dry_run, atomic=atomic, ledger_key=_ledger_key(key)
+    )
+    received.batch = None  # the pipeline let the records go; so do we
+    outcome = result.as_dict()
+    if received.lines is not None:
+        received.lines.annotate(outcome)
+    return (422 if result.rejected else 200), dumps(outcome)
+
+
+@contextmanager
+def _released_on_failure(key: str | None):
+    """A request that fails releases its Idempotency-Key, so that a retry runs it again."""
     try:
-        gathered = formats.read_streamed(
-            formats.split_lines(blocks), media_type, type_name, limits.records
-        )
-    except formats.TooManyRecords:
-        raise PayloadTooLarge(
-            f"The body has more than {limits.records} records, the limit per request "
-            f"({limits.records_setting}). Split the batch."
-        ) from None
-    except BatchError as exc:
-        raise ParseError(str(exc)) from None
-    return gathered, type_name, b"".join(kept)
-
-
-def _keeping(blocks, kept: list[bytes]):
-    for block in blocks:
-        kept.append(block)
-        yield block
-
-
-def _body_blocks(request: Request, limits: _Limits, digest, size: int = 1 << 16):
-    """The body in blocks of ``size`` bytes, hashed as they come (into ``digest``, if one is
-    given), refused past the limit."""
-    stream = body_stream(request, limits.body, limits.body_setting)
-    if stream is None:
-        return
-    seen = 0
-    while block := stream.read(size):
-        seen += len(block)
-        if seen > limits.body:
-            raise PayloadTooLarge(
-                f"The body is larger than the limit of {limits.body} bytes "
-                f"({limits.body_setting}). Split the batch."
-            )
-        if digest is not None:
-            digest.update(block)
-        yield block
+        yield
+    except pipeline.WriteFailed as exc:
+        if key is not None:
+            idempotency.release(key)
+        raise Unavailable(str(exc)) from None
+    except BaseException:
+        if key is not None:
+            idempotency.release(key)
+        raise
 
 
 def _claim_key(key: str, fingerprint: str) -> HttpResponse | None:

@@ -105,6 +105,9 @@ def ndjson_record(raw: bytes, line: int) -> tuple[str, Record]:
         raise LineError(line, message) from None
     except RecursionError:
         raise LineError(line, "JSON is nested too deeply.") from None
+    except UnicodeDecodeError as exc:  # msgspec checks the UTF-8 of strings as it decodes them
+        bad = exc.object[exc.start : exc.start + 1].hex()
+        raise LineError(line, f"not valid UTF-8 (a string holds the byte 0x{bad}).") from None
     if type(decoded) is not _Line:
         raise LineError(line, 'expected a JSON object with a "type" (user, product or order).')
     kind = decoded.type

@@ -51,6 +51,8 @@ MIDDLEWARE = [
     # Outermost, so that their timings and log lines cover everything below.
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "common.ops.observability.RequestLogMiddleware",
+    # Before anything that reads a body: a cut-off or badly framed body is a 400, never data.
+    "common.http.body.BodyFramingMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

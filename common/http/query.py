@@ -1,0 +1,40 @@
+"""Query strings are checked, not guessed at: unknown and repeated parameters are refused.
+
+A typo (``?dryrun=true``) or a parameter given twice (``?dry_run=true&dry_run=false``, where
+Django keeps the last value) would otherwise change what a request does without a word: a
+"dry run" that writes. A view names the parameters it takes; :func:`strict_query` refuses any
+other with a 400 that names it and lists the allowed ones, and any parameter given twice.
+"""
+
+from collections.abc import Collection
+
+from rest_framework.exceptions import ValidationError
+
+_TRUE, _FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off", ""}
+
+
+def strict_query(request, allowed: Collection[str]) -> None:
+    """Refuse (400) a query parameter not in ``allowed``, or one given more than once."""
+    params = request.query_params if hasattr(request, "query_params") else request.GET
+    errors = {}
+    for name, values in params.lists():
+        if name not in allowed:
+            shown = ", ".join(sorted(allowed)) or "none"
+            errors[name[:60]] = [f"Unknown query parameter. This endpoint takes: {shown}."]
+        elif len(values) > 1:
+            errors[name] = [f"Given {len(values)} times; give it once."]
+    if errors:
+        raise ValidationError(errors)
+
+
+def query_flag(request, name: str) -> bool:
+    """A boolean query parameter (``?dry_run=true``); anything unrecognised is a 400."""
+    raw = request.query_params.get(name)
+    if raw is None:
+        return False
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ValidationError({name: [f"Must be true or false, not {raw[:40]!r}."]})
