@@ -11,6 +11,7 @@ top-level key other than the three, a list that is not a list, nesting deeper th
 follow, and numbers beyond the range of a double.
 """
 
+import codecs
 from typing import Any
 
 import msgspec
@@ -85,11 +86,31 @@ _outline_decoder = msgspec.json.Decoder(_Outline)
 
 
 def count_records(body: bytes) -> int:
-    """The number of records in a batch body, checking its JSON and its shape but not the
-    records themselves (about a third of the memory of :func:`decode_batch`). A record the
-    full decoder refuses (a number out of range) is found when the batch is run."""
+    """The number of records in a batch body, checking its JSON, its shape and its UTF-8 but
+    not the records themselves (about a third of the memory of :func:`decode_batch`). A record
+    the full decoder refuses (a number out of range) is found when the batch is run."""
+    check_utf8(body)  # undecoded records (msgspec.Raw) are not checked by the decoder
     outline = _decode(_outline_decoder, body)
     return len(outline.users) + len(outline.products) + len(outline.orders)
+
+
+_UTF8_STEP = 1 << 20
+
+
+def check_utf8(body: bytes) -> None:
+    """Raise :class:`BatchError` unless ``body`` is valid UTF-8 (checked a megabyte at a time,
+    so that a 512 MiB body never becomes a 512 MiB string)."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    for start in range(0, len(body), _UTF8_STEP):
+        try:
+            decoder.decode(body[start : start + _UTF8_STEP], final=start + _UTF8_STEP >= len(body))
+        except UnicodeDecodeError as exc:
+            # exc.start counts from the start of the bytes this call was given, plus any
+            # partial character held over from the previous step.
+            where = max(start - len(decoder.getstate()[0]), 0) + exc.start
+            raise BatchError(
+                f"JSON is malformed: the body is not valid UTF-8 (byte {where})."
+            ) from None
 
 
 def _decode(decoder: msgspec.json.Decoder, body: bytes):
@@ -112,7 +133,6 @@ def _decode(decoder: msgspec.json.Decoder, body: bytes):
         raise BatchError(message) from None
     except RecursionError:
         raise BatchError("JSON is nested too deeply.") from None
-    except UnicodeDecodeError as exc:
-        raise BatchError(
-            f"JSON is malformed: the body is not valid UTF-8 (byte {exc.start})."
-        ) from None
+    except UnicodeDecodeError:
+        check_utf8(body)  # msgspec counts from the start of the string: say where in the body
+        raise BatchError("JSON is malformed: the body is not valid UTF-8.") from None

@@ -109,6 +109,16 @@ def test_invalid_utf8_inside_an_ndjson_line_is_a_400_naming_the_line(api, query)
     assert IngestJob.objects.count() == 0
 
 
+@pytest.mark.parametrize("query", ["", "?async=true"])
+def test_invalid_utf8_inside_a_json_record_is_a_400(api, query):
+    body = b'{"users": [{"name": "Zo\xc3\xab", "email": "z@example.com"}, {"name": "\xff"}]}'
+    response = api.generic("POST", f"/ingest/{query}", body, content_type="application/json")
+    assert response.status_code == 400, response.content
+    assert "not valid UTF-8 (byte 65)" in response.json()["detail"]
+    assert nothing_written()
+    assert IngestJob.objects.count() == 0
+
+
 def test_ingest_file_skips_and_reports_a_line_that_is_not_utf8(tmp_path):
     path = tmp_path / "records.ndjson"
     path.write_bytes(
