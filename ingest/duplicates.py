@@ -21,7 +21,14 @@ import msgspec
 from msgspec import UNSET
 
 from common.http.json import first_repeated_key
-from ingest.records import Batch, BatchError, OrderRecord, ProductRecord, UserRecord
+from ingest.records import (
+    Batch,
+    BatchError,
+    OrderRecord,
+    ProductRecord,
+    UserRecord,
+    check_utf8,
+)
 
 _RECORD_TYPES = {"users": UserRecord, "products": ProductRecord, "orders": OrderRecord}
 
@@ -45,7 +52,7 @@ def mark_repeated_keys(body: bytes, batch: Batch) -> None:
     """
     if not _may_repeat_keys(body, batch):
         return
-    repeats = json.loads(body, object_pairs_hook=_Pairs)
+    repeats = _exact(body)
     if repeats.repeated:
         raise BatchError(f"The key {repeats.repeated!r} appears more than once in the body.")
     for name in _RECORD_TYPES:
@@ -57,8 +64,19 @@ def mark_repeated_keys(body: bytes, batch: Batch) -> None:
 
 def repeated_key_in(raw: bytes) -> str | None:
     """The first key that the JSON object ``raw`` repeats, if any (the exact, slow check)."""
-    decoded = json.loads(raw, object_pairs_hook=_Pairs)
+    decoded = _exact(raw)
     return decoded.repeated if isinstance(decoded, _Pairs) else None
+
+
+def _exact(raw: bytes) -> Any:
+    """Python's parser over ``raw``, every object a :class:`_Pairs`. It is only reached when
+    msgspec skipped something (an unknown key), whose bytes msgspec never checked: invalid
+    UTF-8 there is a :class:`BatchError` too, not an exception from deep inside."""
+    try:
+        return json.loads(raw, object_pairs_hook=_Pairs)
+    except UnicodeDecodeError:
+        check_utf8(raw)  # says at which byte
+        raise BatchError("JSON is malformed: the body is not valid UTF-8.") from None
 
 
 class _Pairs(dict):

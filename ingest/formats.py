@@ -118,7 +118,12 @@ def ndjson_record(raw: bytes, line: int) -> tuple[str, Record]:
         shown = "missing" if kind is UNSET else json.dumps(kind)[:40]
         raise LineError(line, f'"type" must be "user", "product" or "order" (it is {shown}).')
     if raw.count(b":") != _encode(decoded).count(b":"):
-        repeated = repeated_key_in(raw)
+        try:
+            repeated = repeated_key_in(raw)
+        except BatchError as exc:  # bytes msgspec skipped (an unknown key) are not UTF-8
+            raise LineError(
+                line, str(exc).removeprefix("JSON is malformed: the body is ")
+            ) from None
         if repeated:
             return type_name, RepeatedKey(repeated)
     if type_name == "users":

@@ -2,9 +2,11 @@
 reasons; none gets a 500, and nothing it carries reaches a database."""
 
 import json
+from io import BytesIO
 
 import pytest
 
+from ingest.models import IngestJob
 from orders_svc.models import Order
 from products_svc.models import Product
 from users_svc.models import User
@@ -184,24 +186,214 @@ CORPUS = [
 ]
 
 
-def _send(api, method, path, content_type, body):
-    if body is None:
-        return getattr(api, method)(path)
-    return api.generic(method.upper(), path, body, content_type=content_type)
+NDJSON = "application/x-ndjson"
+CSV = "text/csv"
+USER_LINE = b'{"type": "user", "name": "Alice", "email": "alice@example.com"}\n'
+THREE_LINES = USER_LINE * 3
+
+
+def _ndjson_user(**fields) -> bytes:
+    return json.dumps({"type": "user", "name": "Alice", "email": "a@x.com", **fields}).encode()
+
+
+def cut_off(body: bytes, arrived: int) -> dict:
+    """The request a server hands on when a client declares ``len(body)`` bytes and hangs up
+    after ``arrived`` of them."""
+    return {"CONTENT_LENGTH": str(len(body)), "wsgi.input": BytesIO(body[:arrived])}
+
+
+def encoded(encoding: str) -> dict:
+    return {"HTTP_CONTENT_ENCODING": encoding}
+
+
+BATCH_BODY = json.dumps(
+    {"users": [{"name": f"U{n}", "email": f"u{n}@example.com"} for n in range(50)]}
+).encode()
+CSV_BODY = b"name,email\n" + b"U,u@example.com\n" * 50
+
+# The review's classes (issue 11): (method, path, content type, body, expected, extra WSGI keys)
+MORE = [
+    # Cut-off bodies: whole records arrived, the rest never did
+    ("post", "/ingest/", NDJSON, THREE_LINES * 10, "4xx", cut_off(THREE_LINES * 10, 189)),
+    ("post", "/ingest/", NDJSON, THREE_LINES * 10, "4xx", cut_off(THREE_LINES * 10, 0)),
+    ("post", "/ingest/?type=users", CSV, CSV_BODY, "4xx", cut_off(CSV_BODY, 43)),
+    ("post", "/ingest/", JSON, BATCH_BODY, "4xx", cut_off(BATCH_BODY, len(BATCH_BODY) - 1)),
+    ("post", "/ingest/?async=true", JSON, BATCH_BODY, "4xx", cut_off(BATCH_BODY, 100)),
+    ("post", "/ingest/?async=true", NDJSON, THREE_LINES * 10, "4xx", cut_off(THREE_LINES, 63)),
+    ("post", "/ingest/?dry_run=true", NDJSON, THREE_LINES, "4xx", cut_off(THREE_LINES, 63)),
+    ("post", "/ingest/?atomic=true", NDJSON, THREE_LINES, "4xx", cut_off(THREE_LINES, 126)),
+    ("post", "/users/", JSON, _user() + b" " * 100, "4xx", cut_off(_user() + b" " * 100, 48)),
+    ("post", "/products/", JSON, b'{"name": "P", "price": 1}  ', "4xx", cut_off(b"x" * 99, 26)),
+    (
+        "post",
+        "/orders/",
+        JSON,
+        b'{"user_id": 1, "product_id": 1, "quantity": 1}',
+        "4xx",
+        cut_off(b'{"user_id": 1, "product_id": 1, "quantity": 1}' + b" " * 9, 47),
+    ),
+    # Compressed, or labelled so
+    ("post", "/ingest/", JSON, b'{"users": []}', "4xx", encoded("gzip")),
+    ("post", "/ingest/", NDJSON, THREE_LINES, "4xx", encoded("br")),
+    ("post", "/ingest/", NDJSON, THREE_LINES, "4xx", encoded("deflate")),
+    ("post", "/ingest/?type=users", CSV, CSV_BODY, "4xx", encoded("x-gzip")),
+    ("post", "/ingest/", JSON, b'{"users": []}', "4xx", encoded("gzip, identity")),
+    ("post", "/users/", JSON, _user(), "4xx", encoded("gzip")),
+    ("post", "/products/", JSON, b'{"name": "P", "price": 1}', "4xx", encoded("compress")),
+    ("post", "/orders/", JSON, b"{}", "4xx", encoded("zstd")),
+    ("post", "/ingest/?async=true", JSON, b'{"users": []}', "4xx", encoded("GZIP")),
+    # NDJSON (and JSON, CSV) bytes that are not UTF-8, sync and async
+    ("post", "/ingest/", NDJSON, USER_LINE + b'{"type": "user", "name": "\xff"}\n', "4xx", {}),
+    ("post", "/ingest/", NDJSON, b'{"type": "user", "na\xffme": "A"}\n', "4xx", {}),
+    ("post", "/ingest/", NDJSON, b'{"type": "user", "name": "\xc0\xaf"}\n', "4xx", {}),
+    ("post", "/ingest/", NDJSON, b'{"type": "user", "name": "\x80abc"}\n', "4xx", {}),
+    ("post", "/ingest/", NDJSON, b'{"type": "user", "name": "\xed\xa0\x80"}\n', "4xx", {}),
+    ("post", "/ingest/", NDJSON, b'{"type": "user", "name": "\xe2\x82"}\n', "4xx", {}),
+    ("post", "/ingest/", NDJSON, b'{"type": "us\xe9r", "name": "A"}\n', "4xx", {}),
+    ("post", "/ingest/?async=true", NDJSON, b'{"type": "user", "name": "\xff"}\n', "4xx", {}),
+    ("post", "/ingest/?async=true", JSON, b'{"users": [{"name": "\xff"}]}', "4xx", {}),
+    ("post", "/ingest/", JSON, b'{"users": [{"na\xffme": "A"}]}', "4xx", {}),
+    ("post", "/ingest/", JSON, b'{"users": [{"name": "A", "\xc3": 1}]}', "4xx", {}),
+    ("post", "/ingest/?async=true", JSON, b'{"orders": [{"user_id": "\xc3"}]}', "4xx", {}),
+    ("post", "/ingest/?type=users", CSV, b"name,email\n\xff\xfe,a@x.com\n", "4xx", {}),
+    ("post", "/ingest/?async=true&type=users", CSV, b"name,email\nA\xff,a@x.com\n", "4xx", {}),
+    (
+        "post",
+        "/ingest/",
+        "application/x-ndjson; charset=latin-1",
+        b'{"type": "user", "name": "Zo\xeb"}\n',
+        "4xx",
+        {},
+    ),
+    # Query parameters given twice, or unknown
+    ("post", "/ingest/?dry_run=true&dry_run=false", JSON, BATCH_BODY, "4xx", {}),
+    ("post", "/ingest/?atomic=false&atomic=true", JSON, BATCH_BODY, "4xx", {}),
+    ("post", "/ingest/?async=false&async=true", JSON, BATCH_BODY, "4xx", {}),
+    ("post", "/ingest/?type=users&type=orders", CSV, CSV_BODY, "4xx", {}),
+    ("post", "/ingest/?dry_run=true&dry_run=true", NDJSON, THREE_LINES, "4xx", {}),
+    ("post", "/ingest/?dryrun=true", JSON, BATCH_BODY, "4xx", {}),
+    ("post", "/ingest/?DRY_RUN=true", JSON, BATCH_BODY, "4xx", {}),
+    ("post", "/ingest/?atomic=true&mode=fast", NDJSON, THREE_LINES, "4xx", {}),
+    ("post", "/ingest/?users=1", JSON, BATCH_BODY, "4xx", {}),
+    ("post", "/ingest/?dry_run", JSON, BATCH_BODY, "4xx", {"QUERY_STRING": "dry_run&dry_run=1"}),
+    # Fields the single-record endpoints do not know
+    ("post", "/users/", JSON, _user(pad=[{}] * 1000), "4xx", {}),
+    ("post", "/users/", JSON, _user(is_admin=True), "4xx", {}),
+    ("post", "/products/", JSON, b'{"name": "P", "price": 1, "colour": "red"}', "4xx", {}),
+    (
+        "post",
+        "/orders/",
+        JSON,
+        b'{"user_id": 1, "product_id": 1, "quantity": 1, "x": 1}',
+        "4xx",
+        {},
+    ),
+    ("post", "/users/", JSON, _user(Name="Bob"), "4xx", {}),
+    # Invisible, control and bidi characters
+    ("post", "/users/", JSON, _user(name="\u200b\u200c\u200d"), "4xx", {}),
+    ("post", "/users/", JSON, _user(name="\ufeff\u2060"), "4xx", {}),
+    ("post", "/users/", JSON, _user(name="Ali\nce"), "4xx", {}),
+    ("post", "/users/", JSON, _user(name="Ali\tce"), "4xx", {}),
+    ("post", "/users/", JSON, _user(name="Ali\x07ce"), "4xx", {}),
+    ("post", "/users/", JSON, _user(name="Ali\x7fce"), "4xx", {}),
+    ("post", "/users/", JSON, _user(name="Ali\u0085ce"), "4xx", {}),
+    ("post", "/users/", JSON, _user(name="Alice\u202egpj.exe"), "4xx", {}),
+    ("post", "/users/", JSON, _user(name="\u2066Alice\u2069"), "4xx", {}),
+    ("post", "/users/", JSON, _user(name="Ali\u2028ce"), "4xx", {}),
+    ("post", "/products/", JSON, b'{"name": "\\u200b", "price": 1}', "4xx", {}),
+    ("post", "/users/", JSON, _user(email="alice\u202e@example.com"), "4xx", {}),
+    (
+        "post",
+        "/ingest/",
+        JSON,
+        _batch("users", {"name": "\u200b\u200b", "email": "a@x.com"}),
+        "skipped",
+        {},
+    ),
+    (
+        "post",
+        "/ingest/",
+        JSON,
+        _batch("users", {"name": "A\u202eB", "email": "a@x.com"}),
+        "skipped",
+        {},
+    ),
+    (
+        "post",
+        "/ingest/",
+        JSON,
+        _batch("users", {"name": "A\r\nB", "email": "a@x.com"}),
+        "skipped",
+        {},
+    ),
+    ("post", "/ingest/", NDJSON, _ndjson_user(name="\u2067x") + b"\n", "skipped", {}),
+    ("post", "/ingest/?type=users", CSV, b'name,email\n"A\nB",a@x.com\n', "skipped", {}),
+    ("post", "/ingest/", JSON, _batch("products", {"name": "\u2060", "price": 1}), "skipped", {}),
+    # Digits that are not ASCII, and underscores
+    ("post", "/products/", JSON, json.dumps({"name": "P", "price": "١٠"}).encode(), "4xx", {}),
+    ("post", "/products/", JSON, json.dumps({"name": "P", "price": "５"}).encode(), "4xx", {}),
+    ("post", "/products/", JSON, b'{"name": "P", "price": "1_000"}', "4xx", {}),
+    ("post", "/products/", JSON, json.dumps({"name": "P", "price": "٣.٥"}).encode(), "4xx", {}),
+    (
+        "post",
+        "/orders/",
+        JSON,
+        json.dumps({"user_id": "１", "product_id": 1, "quantity": 1}).encode(),
+        "4xx",
+        {},
+    ),
+    (
+        "post",
+        "/orders/",
+        JSON,
+        json.dumps({"user_id": 1, "product_id": 1, "quantity": "٢"}).encode(),
+        "4xx",
+        {},
+    ),
+    ("get", "/orders/?user_id=١٠", None, None, "4xx", {}),
+    ("post", "/ingest/", JSON, _batch("products", {"name": "P", "price": "١٠"}), "skipped", {}),
+    ("post", "/ingest/", JSON, _batch("products", {"name": "P", "price": "1_0"}), "skipped", {}),
+    (
+        "post",
+        "/ingest/",
+        JSON,
+        _batch("users", {"id": "٧", "name": "A", "email": "a@x.com"}),
+        "skipped",
+        {},
+    ),
+    ("post", "/ingest/?type=products", CSV, "name,price\nP,５\n".encode(), "skipped", {}),
+    # Made-up methods
+    ("qwertyuiopasd", "/users/", JSON, b"{}", "4xx", {}),
+    ("brew", "/ingest/", JSON, b'{"users": []}', "4xx", {}),
+    ("propfind", "/products/", None, None, "4xx", {}),
+    ("x-delete-all", "/orders/", None, None, "4xx", {}),
+    ("trace", "/users/", None, None, "4xx", {}),
+    ("connect", "/ingest/", None, None, "4xx", {}),
+]
+
+
+def _send(api, method, path, content_type, body, extra=None):
+    extra = extra or {}
+    if body is None and method in ("get", "put", "post", "patch", "delete"):
+        return getattr(api, method)(path, **extra)
+    return api.generic(method.upper(), path, body or b"", content_type=content_type, **extra)
+
+
+ALL = [(*case, {}) for case in CORPUS] + MORE
 
 
 @pytest.mark.parametrize(
-    ("method", "path", "content_type", "body", "expected"),
-    CORPUS,
+    ("method", "path", "content_type", "body", "expected", "extra"),
+    ALL,
     ids=[
-        f"{i:02d}-{case[0]}-{case[1].strip('/').split('/')[0] or 'root'}"
-        for i, case in enumerate(CORPUS)
+        f"{i:03d}-{case[0]}-{case[1].strip('/').split('/')[0].split('?')[0] or 'root'}"
+        for i, case in enumerate(ALL)
     ],
 )
-def test_hostile_request(api, settings, method, path, content_type, body, expected):
+def test_hostile_request(api, settings, method, path, content_type, body, expected, extra):
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 2_500_000
     settings.INGEST_MAX_BODY_BYTES = 4_000_000
-    response = _send(api, method, path, content_type, body)
+    response = _send(api, method, path, content_type, body, dict(extra))
     assert response.status_code < 500
     payload = response.json()
     if expected == "4xx":
@@ -219,6 +411,7 @@ def test_hostile_request(api, settings, method, path, content_type, body, expect
         assert received == len(skipped) == 1
         assert all(reasons for reasons in skipped[0]["reasons"].values())
     assert (User.objects.count(), Product.objects.count(), Order.objects.count()) == (0, 0, 0)
+    assert IngestJob.objects.count() == 0  # nor was it stored as a background job
 
 
 def _messages(payload):
@@ -233,7 +426,7 @@ def _messages(payload):
 
 
 def test_the_corpus_is_big_enough():
-    assert len(CORPUS) >= 50
+    assert len(ALL) >= 150
 
 
 @pytest.mark.parametrize(
