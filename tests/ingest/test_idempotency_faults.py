@@ -65,7 +65,8 @@ def test_a_retry_after_an_unexpected_error_runs_and_writes(server_api, fails_onc
     assert "Idempotent-Replayed" not in retry
     assert retry.json()["users"]["inserted_ids"] == [1]
     assert list(User.objects.values_list("id", "email")) == [(1, "alice@example.com")]
-    assert not Product.objects.exists() and not Order.objects.exists()
+    assert not Product.objects.exists()
+    assert not Order.objects.exists()
     assert len(fails_once) == 2  # the retry really ran the pipeline
 
     # ...and from now on the key replays that success.

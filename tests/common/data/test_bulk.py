@@ -14,7 +14,6 @@ from django.db import IntegrityError, connections
 from common.data import bulk
 from ingest import pipeline
 from ingest.records import decode_batch
-
 from orders_svc.models import Order
 from orders_svc.services import KnownReferences, orders_bulk_insert
 from products_svc.models import Product
@@ -151,13 +150,15 @@ def test_the_ingest_reports_such_a_chunk_as_not_written_and_a_resend_writes_it(m
     assert [index for index, _, _ in result.users.skipped] == [0, 1, 2]
     for _, _, reasons in result.users.skipped:
         (message,) = reasons["non_field_errors"]
-        assert "Not written" in message and "send these records again" in message
+        assert "Not written" in message
+        assert "send these records again" in message
         assert "Duplicate id" not in message
     assert User.objects.count() == 1
 
     monkeypatch.undo()  # the race is over: sending the records again writes them
     again = pipeline.ingest(decode_batch(body))
-    assert len(again.users.inserted_ids) == 3 and not again.users.skipped
+    assert len(again.users.inserted_ids) == 3
+    assert not again.users.skipped
     assert sorted(User.objects.values_list("email", flat=True)) == [
         "new0@example.com",
         "new1@example.com",
