@@ -3,14 +3,22 @@
 Then every SQLite file passes ``PRAGMA integrity_check``, every chunk is all there or not at
 all (users and products chunks commit one by one; all orders commit together), and sending
 the same batch again (same ids) ends in exactly the state one clean ingest gives.
+
+The moment of the kill does not depend on the machine's speed: the test holds the products
+database's write lock from outside, so the ingest commits users chunks and then waits on its
+first products chunk with its orders transaction open; the server is killed once users rows
+appear, and only then is the lock released. Every wait is bounded.
 """
 
 import contextlib
 import signal
+import sqlite3
 import threading
 import time
+from io import StringIO
 
 import pytest
+from django.core.management import call_command
 from django.db import connections
 
 from orders_svc.models import Order
@@ -38,14 +46,61 @@ def _ids(model) -> set[int]:
     return set(model.objects.values_list("id", flat=True))
 
 
+def _integrity_report() -> str:
+    """What ``manage.py check_integrity`` says (it exits non-zero if an order points nowhere)."""
+    out = StringIO()
+    call_command("check_integrity", stdout=out)
+    return out.getvalue().strip()
+
+
 def _whole_chunks_only(ids: set[int]) -> bool:
     chunks = {(i - 1) // CHUNK for i in ids}
     return all(set(range(c * CHUNK + 1, min((c + 1) * CHUNK, COUNT) + 1)) <= ids for c in chunks)
 
 
+@contextlib.contextmanager
+def products_write_lock():
+    """Hold the products database's write lock from outside the service, until the block ends.
+
+    SQLite: a transaction begun with ``BEGIN IMMEDIATE`` on the products file (readers go on,
+    every writer waits). PostgreSQL: ``LOCK TABLE products IN EXCLUSIVE MODE`` in an open
+    transaction (reads go on, inserts wait). Either way the ingest commits users chunks, then
+    waits on its first products chunk, with its orders transaction open, for as long as this
+    is held: the server can be killed then without depending on how fast the machine is.
+    """
+    config = connections["products"].settings_dict
+    if connections["products"].vendor == "sqlite":
+        holder = sqlite3.connect(config["NAME"], timeout=10, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+    else:
+        import psycopg  # only where the databases are PostgreSQL
+
+        holder = psycopg.connect(
+            dbname=config["NAME"],
+            user=config["USER"],
+            password=config["PASSWORD"] or None,
+            host=config["HOST"],
+            port=config["PORT"] or 5432,
+        )
+        holder.execute(f"LOCK TABLE {Product._meta.db_table} IN EXCLUSIVE MODE")
+    try:
+        yield
+    finally:
+        holder.rollback()
+        holder.close()
+
+
+def _wait_for(condition, what: str, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.01)
+
+
 def test_a_killed_ingest_leaves_whole_chunks_and_a_resend_completes_it(api_token):
-    env = {"INGEST_CHUNK_SIZE": str(CHUNK)}
-    with live.gunicorn(workers=1, threads=2, **env) as (base_url, server):
+    # The waiting products writer must not give up before the kill: a long busy timeout.
+    env = {"INGEST_CHUNK_SIZE": str(CHUNK), "SQLITE_BUSY_TIMEOUT": "600"}
+    with products_write_lock(), live.gunicorn(workers=1, threads=2, **env) as (base_url, server):
 
         def send() -> None:
             with contextlib.suppress(OSError):  # the server dies under it: that is the point
@@ -53,12 +108,11 @@ def test_a_killed_ingest_leaves_whole_chunks_and_a_resend_completes_it(api_token
 
         sender = threading.Thread(target=send, daemon=True)
         sender.start()
-        deadline = time.monotonic() + 60
-        while not User.objects.exists():  # some chunks are committed: kill it now
-            assert time.monotonic() < deadline, "the ingest never started writing"
-            time.sleep(0.005)
+        _wait_for(User.objects.exists, "the ingest never committed a users chunk")
         live.stop(server, signal.SIGKILL)
         sender.join(timeout=30)
+        assert not sender.is_alive(), "the request did not end with the server"
+    # The lock is released only now: what the dead server left half-done stays undone.
 
     for alias in ("default", "users", "products", "orders"):
         connections[alias].close()
@@ -70,10 +124,11 @@ def test_a_killed_ingest_leaves_whole_chunks_and_a_resend_completes_it(api_token
         f"\ncrash: killed with {len(users)} users, {len(products)} products, "
         f"{len(orders)} orders committed of {COUNT} each"
     )
-    assert 0 < len(users) < COUNT or len(products) < COUNT, "the kill came too late to test"
+    assert users, "killed before any users chunk was committed"
     assert _whole_chunks_only(users)
-    assert _whole_chunks_only(products)
-    assert len(orders) in (0, COUNT)  # the orders are one transaction
+    assert products == set()  # its writer was waiting for the lock: nothing committed
+    assert orders == set()  # one transaction, open when the server died: nothing committed
+    assert _integrity_report() == "0 orders checked, 0 point at a missing user or product."
 
     with live.gunicorn(workers=1, threads=2, **env) as (base_url, _):
         status, _, body = live.request("POST", f"{base_url}/ingest/", BATCH, api_token)
@@ -87,3 +142,4 @@ def test_a_killed_ingest_leaves_whole_chunks_and_a_resend_completes_it(api_token
     assert str(Product.objects.get(id=COUNT).price) == "3.25"
     order = Order.objects.get(id=10)
     assert (order.user_id, order.product_id, order.quantity) == (10, COUNT - 9, 2)
+    assert _integrity_report() == f"{COUNT} orders checked, 0 point at a missing user or product."

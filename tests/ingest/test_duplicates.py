@@ -2,11 +2,12 @@
 body, and the cheap check lets ordinary batches through without the exact one."""
 
 import json
+from types import SimpleNamespace
 
 import pytest
 
-from ingest import duplicates
-from ingest.pipeline import USERS, check_records
+from ingest import duplicates, formats
+from ingest.pipeline import ORDERS, USERS, check_records
 from ingest.records import BatchError, decode_batch
 
 
@@ -43,16 +44,63 @@ def test_repeats_inside_a_field_value_do_not_matter():
     assert _skipped(body) == [(0, {"name": ["Not a valid string."]})]
 
 
-def test_ordinary_batches_never_take_the_exact_check(monkeypatch):
+@pytest.fixture
+def exact_checks(monkeypatch):
+    """Count the exact (slow) checks: Python's json parser run to list every key. The real
+    parser still runs, so every outcome below is the real one."""
     calls = []
-    monkeypatch.setattr(duplicates.json, "loads", lambda *a, **k: calls.append(1))
-    users = [{"id": i, "name": f"U:{i}", "email": f"u{i}@example.com"} for i in range(500)]
+    real = json.loads
+
+    def loads(*args, **kwargs):
+        if kwargs.get("object_pairs_hook") is duplicates._Pairs:
+            calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(duplicates, "json", SimpleNamespace(loads=loads))
+    return calls
+
+
+def test_ordinary_batches_never_take_the_exact_check(exact_checks):
+    users = [{"id": i, "name": f"U:{i}", "email": f"u{i}@example.com"} for i in range(1, 501)]
     body = json.dumps({"users": users, "orders": [[1, 2], "x:y", None]}, indent=1).encode()
+
     batch = decode_batch(body)
-    assert len(batch.users) == 500
-    assert calls == []
+
+    assert exact_checks == []
+    assert [user.name for user in batch.users] == [f"U:{i}" for i in range(1, 501)]
+    assert check_records(batch.users, USERS).skipped == []
+    assert [index for index, _, _ in check_records(batch.orders, ORDERS).skipped] == [0, 1, 2]
 
 
-def test_unknown_fields_take_the_exact_check_and_pass_it():
+def test_a_batch_with_a_repeated_key_takes_the_exact_check_once_and_skips_the_record(
+    exact_checks,
+):
+    users = [{"name": f"U{i}", "email": f"u{i}@example.com"} for i in range(300)]
+    body = json.dumps({"users": users}).encode()
+    body = body.replace(b'{"name": "U7", ', b'{"name": "U7", "name": "", ', 1)
+
+    assert _skipped(body) == [(7, {"non_field_errors": [REPEATS]})]
+    assert exact_checks == [1]  # one pass over the whole body, not one per record
+
+
+def test_ndjson_lines_take_the_exact_check_only_when_they_may_repeat_a_key(exact_checks):
+    lines = [
+        b'{"type": "user", "name": "A:1", "email": "a@example.com"}\n',
+        b'{"type": "user", "name": "Bob", "email": "b@example.com", "name": ""}\n',
+        b'{"type": "user", "name": "Cy", "email": "c@example.com"}\n',
+    ]
+
+    gathered = formats.read_ndjson(lines)
+
+    assert exact_checks == [1]  # the second line only
+    skipped = check_records(gathered.batch.users, USERS).skipped
+    assert [(index, reasons) for index, _, reasons in skipped] == [
+        (1, {"non_field_errors": [REPEATS]})
+    ]
+    assert [user.name for user in gathered.batch.users[::2]] == ["A:1", "Cy"]
+
+
+def test_unknown_fields_take_the_exact_check_and_pass_it(exact_checks):
     body = b'{"users": [{"name": "A", "email": "a@example.com", "nickname": "a:b"}]}'
     assert _skipped(body) == []
+    assert exact_checks == [1]

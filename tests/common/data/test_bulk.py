@@ -9,8 +9,11 @@ import sqlite3
 from decimal import Decimal
 
 import pytest
-from django.db import connections
+from django.db import IntegrityError, connections
 
+from common.data import bulk
+from ingest import pipeline
+from ingest.records import decode_batch
 from orders_svc.models import Order
 from orders_svc.services import KnownReferences, orders_bulk_insert
 from products_svc.models import Product
@@ -99,3 +102,66 @@ def test_prices_are_stored_as_the_orm_stores_them():
         .values_list("price", flat=True)
     )
     assert in_bulk == by_hand == prices
+
+
+@pytest.fixture
+def an_assigned_id_is_taken(monkeypatch):
+    """The first id a chunk is handed is already in the table, as if another writer had just
+    taken it (PostgreSQL: a ``nextval`` that slipped past the sequence being raised)."""
+    real = bulk._assign_ids
+
+    def racing(connection, model, rows, ids_above):
+        assigned = real(connection, model, rows, ids_above)
+        if assigned is None:
+            return None
+        filled, handed_out = assigned
+        stolen = model._default_manager.order_by("id").values_list("id", flat=True).first()
+        first = next(i for i, row in enumerate(filled) if row[0] in handed_out)
+        handed_out = (set(handed_out) - {filled[first][0]}) | {stolen}
+        filled[first] = (stolen, *filled[first][1:])
+        return filled, handed_out
+
+    monkeypatch.setattr(bulk, "_assign_ids", racing)
+
+
+@pytest.mark.usefixtures("an_assigned_id_is_taken")
+def test_an_assigned_id_someone_else_took_fails_the_chunk_instead_of_a_duplicate():
+    users_bulk_insert(_users([1]))
+    rows = [(None, f"New {n}", f"new{n}@example.com") for n in range(3)]
+
+    with pytest.raises(IntegrityError):
+        bulk.insert_new(User, rows)
+
+    # The chunk is one transaction: nothing of it stayed, and user 1 is untouched.
+    assert list(User.objects.values_list("id", "name")) == [(1, "User 1")]
+
+
+@pytest.mark.usefixtures("an_assigned_id_is_taken")
+@pytest.mark.django_db(databases="__all__", transaction=True)  # the writers' own connections
+def test_the_ingest_reports_such_a_chunk_as_not_written_and_a_resend_writes_it(monkeypatch):
+    users_bulk_insert(_users([1]))
+    body = b'{"users": [%s]}' % b", ".join(
+        b'{"name": "New %d", "email": "new%d@example.com"}' % (n, n) for n in range(3)
+    )
+
+    result = pipeline.ingest(decode_batch(body))
+
+    assert result.users.inserted_ids == []
+    assert [index for index, _, _ in result.users.skipped] == [0, 1, 2]
+    for _, _, reasons in result.users.skipped:
+        (message,) = reasons["non_field_errors"]
+        assert "Not written" in message
+        assert "send these records again" in message
+        assert "Duplicate id" not in message
+    assert User.objects.count() == 1
+
+    monkeypatch.undo()  # the race is over: sending the records again writes them
+    again = pipeline.ingest(decode_batch(body))
+    assert len(again.users.inserted_ids) == 3
+    assert not again.users.skipped
+    assert sorted(User.objects.values_list("email", flat=True)) == [
+        "new0@example.com",
+        "new1@example.com",
+        "new2@example.com",
+        "user1@example.com",
+    ]
