@@ -101,6 +101,11 @@ class IngestView(APIView):
                 description="All records or none (422 if any is invalid).",
             ),
             OpenApiParameter(
+                "async",
+                OpenApiTypes.BOOL,
+                description="Run as a background job: 202 with the job (see the description).",
+            ),
+            OpenApiParameter(
                 "type",
                 OpenApiTypes.STR,
                 enum=["users", "products", "orders"],
@@ -122,7 +127,9 @@ class IngestView(APIView):
                 description="Accepted as a background job (async=true); poll its URL.",
             ),
             400: OpenApiResponse(
-                description="Malformed JSON or not a batch (the message says why)."
+                description="Malformed JSON or not a batch, a body cut off before its "
+                "Content-Length or its last chunk, bytes that are not UTF-8, or an unknown or "
+                "repeated query parameter (the message says which). Nothing was written."
             ),
             409: OpenApiResponse(
                 description="A request with this Idempotency-Key is still running."
@@ -131,7 +138,10 @@ class IngestView(APIView):
                 description="A chunked body (no Content-Length) on a server that cannot read it."
             ),
             413: OpenApiResponse(description="Too many records or too large a body."),
-            415: OpenApiResponse(description="The body is not JSON, NDJSON or CSV."),
+            415: OpenApiResponse(
+                description="The body is not JSON, NDJSON or CSV, or it is compressed "
+                "(a Content-Encoding other than identity)."
+            ),
             422: OpenApiResponse(
                 response=PolymorphicProxySerializer(
                     component_name="IngestUnprocessable",
