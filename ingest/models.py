@@ -60,7 +60,7 @@ class IngestJob(models.Model):
     chunk_size = models.IntegerField()
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     started_at = models.DateTimeField(null=True)
-    finished_at = models.DateTimeField(null=True)
+    finished_at = models.DateTimeField(null=True, db_index=True)  # the reaper expires by it
     heartbeat_at = models.DateTimeField(null=True)
     error = models.TextField(blank=True, default="")
     result = models.BinaryField(null=True)
