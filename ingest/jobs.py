@@ -35,7 +35,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connections, transaction
-from django.db.models import F, Min, Q, Value
+from django.db.models import Exists, F, Min, OuterRef, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -307,8 +307,11 @@ def purge_expired(*, now: datetime | None = None) -> Purged:
     now = now or timezone.now()
     purged = Purged()
     # Payloads of finished jobs: none since jobs drop theirs when they end, but a database
-    # from before that kept them all.
-    leftovers = IngestJobPayload.objects.filter(job__state__in=IngestJob.FINISHED)
+    # from before that kept them all. EXISTS per payload: the payload table is the small one
+    # (a join lets SQLite walk every finished job instead).
+    leftovers = IngestJobPayload.objects.filter(
+        Exists(IngestJob.objects.filter(id=OuterRef("job_id"), state__in=IngestJob.FINISHED))
+    )
     if leftovers.exists():
         purged.payloads = leftovers.delete()[0]
     purged.jobs = _delete_jobs_finished_before(
@@ -336,10 +339,10 @@ def _purge_now_and_then() -> None:
 
 
 def _delete_jobs_finished_before(cutoff: datetime) -> int:
+    # Only a final state sets finished_at; a filter on the state too would make SQLite walk
+    # the state index (every finished job) instead of the finished_at one.
     expired = (
-        IngestJob.objects.filter(finished_at__lt=cutoff, state__in=IngestJob.FINISHED)
-        .order_by()
-        .values_list("id", flat=True)
+        IngestJob.objects.filter(finished_at__lt=cutoff).order_by().values_list("id", flat=True)
     )
     deleted = 0
     while job_ids := list(expired[:PURGE_BATCH]):
@@ -353,7 +356,7 @@ def _delete_jobs_finished_before(cutoff: datetime) -> int:
 def _forget_ledgers_before(cutoff: datetime) -> int:
     """Ledger rows older than ``cutoff`` in each service's database, never a live job's."""
     oldest_live = (
-        IngestJob.objects.exclude(state__in=IngestJob.FINISHED)
+        IngestJob.objects.filter(state__in=(State.QUEUED, State.RUNNING))  # indexed, unlike NOT IN
         .order_by()
         .aggregate(oldest=Min("created_at"))["oldest"]
     )
