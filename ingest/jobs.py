@@ -16,25 +16,37 @@ Life of a job::
   marks it failed after ``INGEST_JOB_MAX_ATTEMPTS`` attempts: no job stays ``running`` forever.
 * Running a job again cannot insert a record twice: every chunk is written under the job's
   write-ledger key (``common.models.WriteLedger``), so what a dead run committed is reused.
+* Nothing is kept longer than it is needed. The payload (the batch, up to
+  ``INGEST_ASYNC_MAX_BODY_BYTES``) is deleted in the transaction that ends the job, whatever
+  the end: succeeded, failed, failed by the reaper, cancelled. :func:`purge_expired` deletes
+  jobs that ended ``INGEST_JOB_RETENTION`` seconds ago, ``Idempotency-Key`` records past
+  their ``INGEST_IDEMPOTENCY_TTL``, and the write-ledger rows a crashed run left in each
+  service's database after ``INGEST_LEDGER_RETENTION``; the reaper runs it now and then, and
+  ``manage.py reap_ingest_jobs`` every time.
 """
 
 import logging
 import threading
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connections, transaction
-from django.db.models import F, Q, Value
+from django.db.models import Exists, F, Min, OuterRef, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from common.http.json import dumps
 from config.db_router import DEFAULT_DATABASE
-from ingest import formats, pipeline
+from ingest import formats, idempotency, pipeline
 from ingest.models import IngestJob, IngestJobPayload
 from ingest.records import decode_batch
+from orders_svc import services as order_services
+from products_svc import services as product_services
+from users_svc import services as user_services
 
 logger = logging.getLogger(__name__)
 State = IngestJob.State
@@ -112,9 +124,14 @@ def run_job(job_id: uuid.UUID) -> None:
     beat = _Heartbeat(job.id)
     beat.start()
     try:
-        body, media_type, record_type = IngestJobPayload.objects.values_list(
-            "body", "media_type", "record_type"
-        ).get(job_id=job.id)
+        try:
+            body, media_type, record_type = IngestJobPayload.objects.values_list(
+                "body", "media_type", "record_type"
+            ).get(job_id=job.id)
+        except IngestJobPayload.DoesNotExist:
+            # A worker presumed dead finished the job between our claim and this read.
+            logger.warning("ingest job %s was finished by another worker", job.id)
+            return
         lines = None
         if media_type == "application/json":
             batch = decode_batch(bytes(body))
@@ -167,14 +184,21 @@ def _claim(job_id: uuid.UUID) -> IngestJob | None:
 
 
 def _finish(job_id: uuid.UUID, state: str, *, result: bytes | None = None, error: str = "") -> None:
-    IngestJob.objects.filter(id=job_id).update(
-        state=state,
-        result=result,
-        error=error,
-        finished_at=timezone.now(),
-        heartbeat_at=None,
-        **({"processed": F("total")} if state == State.SUCCEEDED else {}),
-    )
+    """Set a final state, and drop what the job no longer needs (its payload, its ledger)."""
+    with transaction.atomic(using=DEFAULT_DATABASE):
+        IngestJob.objects.filter(id=job_id).update(
+            state=state,
+            result=result,
+            error=error,
+            finished_at=timezone.now(),
+            heartbeat_at=None,
+            **({"processed": F("total")} if state == State.SUCCEEDED else {}),
+        )
+        IngestJobPayload.objects.filter(job_id=job_id).delete()
+    _forget_ledger(job_id)
+
+
+def _forget_ledger(job_id: uuid.UUID) -> None:
     try:
         pipeline.forget_ledger(_ledger_key(job_id))
     except Exception:  # leftover ledger rows only cost space; the job's outcome stands
@@ -183,9 +207,12 @@ def _finish(job_id: uuid.UUID, state: str, *, result: bytes | None = None, error
 
 def cancel_job(job_id: uuid.UUID) -> IngestJob:
     """Cancel a queued job (it will never run); a running or finished one cannot be."""
-    cancelled = IngestJob.objects.filter(id=job_id, state=State.QUEUED).update(
-        state=State.CANCELLED, finished_at=timezone.now()
-    )
+    with transaction.atomic(using=DEFAULT_DATABASE):
+        cancelled = IngestJob.objects.filter(id=job_id, state=State.QUEUED).update(
+            state=State.CANCELLED, finished_at=timezone.now()
+        )
+        if cancelled:
+            IngestJobPayload.objects.filter(job_id=job_id).delete()
     job = IngestJob.objects.get(id=job_id)
     if not cancelled:
         where = {State.RUNNING: "is already running", State.CANCELLED: "is already cancelled"}
@@ -196,18 +223,15 @@ def cancel_job(job_id: uuid.UUID) -> IngestJob:
     return job
 
 
-def reap_stale_jobs() -> int:
-    """Give silent running jobs to another worker, or fail them after the last attempt."""
+def reap_stale_jobs(*, purge: bool = True) -> int:
+    """Give silent running jobs to another worker, or fail them after the last attempt.
+
+    With ``purge``, also run :func:`purge_expired`, at most every ``PURGE_EVERY`` seconds in
+    this process (the reaper runs on every look at the jobs).
+    """
     silent = timezone.now() - timedelta(seconds=settings.INGEST_JOB_STALE_AFTER)
     stale = IngestJob.objects.filter(state=State.RUNNING, heartbeat_at__lt=silent)
-    failed = stale.filter(attempts__gte=settings.INGEST_JOB_MAX_ATTEMPTS).update(
-        state=State.FAILED,
-        finished_at=timezone.now(),
-        error=(
-            f"The worker running this job stopped answering, {settings.INGEST_JOB_MAX_ATTEMPTS} "
-            "times; records written before are kept, see the database."
-        ),
-    )
+    failed = _fail_exhausted(stale.filter(attempts__gte=settings.INGEST_JOB_MAX_ATTEMPTS))
     retried = 0
     for job_id in stale.values_list("id", flat=True):
         requeued = IngestJob.objects.filter(
@@ -218,7 +242,131 @@ def reap_stale_jobs() -> int:
             dispatch(job_id)
     if failed or retried:
         logger.warning("ingest jobs: %d stale job(s) retried, %d failed", retried, failed)
+    if purge:
+        _purge_now_and_then()
     return failed + retried
+
+
+def _fail_exhausted(exhausted) -> int:
+    """Fail the silent jobs that used their last attempt; their payload and ledger go too."""
+    job_ids = list(exhausted.values_list("id", flat=True))
+    if not job_ids:
+        return 0
+    with transaction.atomic(using=DEFAULT_DATABASE):
+        failed = exhausted.filter(id__in=job_ids).update(
+            state=State.FAILED,
+            finished_at=timezone.now(),
+            heartbeat_at=None,
+            error=(
+                "The worker running this job stopped answering, "
+                f"{settings.INGEST_JOB_MAX_ATTEMPTS} times; records written before are kept, "
+                "see the database."
+            ),
+        )
+        IngestJobPayload.objects.filter(job_id__in=job_ids, job__state=State.FAILED).delete()
+    for job_id in job_ids:
+        _forget_ledger(job_id)
+    return failed
+
+
+# --- expiry -----------------------------------------------------------------------------------
+
+#: Seconds between two purges run by the reaper in one process (the command always purges).
+PURGE_EVERY = 60.0
+#: Jobs deleted per transaction, so that a long backlog never holds the lock for long.
+PURGE_BATCH = 500
+
+_last_purge = float("-inf")
+_purge_lock = threading.Lock()
+
+
+@dataclass
+class Purged:
+    """What :func:`purge_expired` deleted, by kind."""
+
+    jobs: int = 0
+    payloads: int = 0
+    idempotency_keys: int = 0
+    ledger_rows: int = 0
+
+    def __str__(self) -> str:
+        return (
+            f"{self.jobs} expired job(s), {self.payloads} leftover payload(s), "
+            f"{self.idempotency_keys} expired idempotency key(s), "
+            f"{self.ledger_rows} stale write-ledger row(s) deleted."
+        )
+
+
+def purge_expired(*, now: datetime | None = None) -> Purged:
+    """Delete what has outlived its retention (see the module docstring).
+
+    Each kind is one indexed existence check when there is nothing to delete: on SQLite a
+    DELETE takes the file's write lock even when it matches nothing, and the reaper runs while
+    batches are being written.
+    """
+    now = now or timezone.now()
+    purged = Purged()
+    # Payloads of finished jobs: none since jobs drop theirs when they end, but a database
+    # from before that kept them all. EXISTS per payload: the payload table is the small one
+    # (a join lets SQLite walk every finished job instead).
+    leftovers = IngestJobPayload.objects.filter(
+        Exists(IngestJob.objects.filter(id=OuterRef("job_id"), state__in=IngestJob.FINISHED))
+    )
+    if leftovers.exists():
+        purged.payloads = leftovers.delete()[0]
+    purged.jobs = _delete_jobs_finished_before(
+        now - timedelta(seconds=settings.INGEST_JOB_RETENTION)
+    )
+    purged.idempotency_keys = idempotency.purge_expired(now=now)
+    purged.ledger_rows = _forget_ledgers_before(
+        now - timedelta(seconds=settings.INGEST_LEDGER_RETENTION)
+    )
+    if purged.jobs or purged.payloads or purged.idempotency_keys or purged.ledger_rows:
+        logger.info("ingest purge: %s", purged)
+    return purged
+
+
+def _purge_now_and_then() -> None:
+    global _last_purge
+    with _purge_lock:
+        if time.monotonic() - _last_purge < PURGE_EVERY:
+            return
+        _last_purge = time.monotonic()
+    try:
+        purge_expired()
+    except Exception:  # expiry can wait for the next look; the jobs must still be shown
+        logger.exception("ingest purge failed")
+
+
+def _delete_jobs_finished_before(cutoff: datetime) -> int:
+    # Only a final state sets finished_at; a filter on the state too would make SQLite walk
+    # the state index (every finished job) instead of the finished_at one.
+    expired = (
+        IngestJob.objects.filter(finished_at__lt=cutoff).order_by().values_list("id", flat=True)
+    )
+    deleted = 0
+    while job_ids := list(expired[:PURGE_BATCH]):
+        with transaction.atomic(using=DEFAULT_DATABASE):
+            IngestJobPayload.objects.filter(job_id__in=job_ids).delete()
+            # only("id"): the rows are fetched to cascade, and a result can be megabytes.
+            deleted += IngestJob.objects.filter(id__in=job_ids).only("id").delete()[0]
+    return deleted
+
+
+def _forget_ledgers_before(cutoff: datetime) -> int:
+    """Ledger rows older than ``cutoff`` in each service's database, never a live job's."""
+    oldest_live = (
+        IngestJob.objects.filter(state__in=(State.QUEUED, State.RUNNING))  # indexed, unlike NOT IN
+        .order_by()
+        .aggregate(oldest=Min("created_at"))["oldest"]
+    )
+    if oldest_live is not None:
+        cutoff = min(cutoff, oldest_live)
+    return (
+        user_services.users_forget_ledger_before(cutoff=cutoff)
+        + product_services.products_forget_ledger_before(cutoff=cutoff)
+        + order_services.orders_forget_ledger_before(cutoff=cutoff)
+    )
 
 
 class _Heartbeat:
@@ -247,14 +395,18 @@ class _Heartbeat:
 
 
 class _Progress:
-    """Records the number of finished records, at most about once a second."""
+    """Records the number of finished records as it grows, at most about once a second."""
+
+    EVERY = 1.0
 
     def __init__(self, job_id: uuid.UUID) -> None:
         self.job_id = job_id
-        self.last = 0.0
+        self.last = float("-inf")
+        self.written = 0
 
     def __call__(self, done: int) -> None:
-        now = timezone.now().timestamp()
-        if now - self.last >= 1.0:
-            self.last = now
+        now = time.monotonic()
+        # Only a count that grew: a first call with 0 must not hold back the first real count.
+        if done > self.written and now - self.last >= self.EVERY:
+            self.last, self.written = now, done
             IngestJob.objects.filter(id=self.job_id).update(processed=done)

@@ -37,7 +37,8 @@ class IngestJob(models.Model):
     ``processed`` counts the records whose outcome is final; ``result`` is the same body a
     synchronous ingest answers (JSON), once the job has finished. The batch itself is kept in
     :class:`IngestJobPayload`, so that listing jobs never loads it, and a worker gets only the
-    job's id through the broker.
+    job's id through the broker. A finished job is deleted ``INGEST_JOB_RETENTION`` seconds
+    after ``finished_at`` (``ingest.jobs.purge_expired``).
     """
 
     class State(models.TextChoices):
@@ -60,7 +61,7 @@ class IngestJob(models.Model):
     chunk_size = models.IntegerField()
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     started_at = models.DateTimeField(null=True)
-    finished_at = models.DateTimeField(null=True)
+    finished_at = models.DateTimeField(null=True, db_index=True)  # the reaper expires by it
     heartbeat_at = models.DateTimeField(null=True)
     error = models.TextField(blank=True, default="")
     result = models.BinaryField(null=True)
@@ -74,7 +75,8 @@ class IngestJob(models.Model):
 
 
 class IngestJobPayload(models.Model):
-    """The request body of an :class:`IngestJob`, as sent."""
+    """The request body of an :class:`IngestJob`, as sent; deleted in the transaction that
+    gives the job its final state (``ingest.jobs``), so it lives only while the job may run."""
 
     job = models.OneToOneField(IngestJob, primary_key=True, on_delete=models.CASCADE)
     body = models.BinaryField()

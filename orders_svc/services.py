@@ -12,6 +12,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from collections.abc import Set as AbstractSet
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import F
@@ -205,6 +206,16 @@ def orders_bulk_insert(
 def orders_forget_ledger(key_prefix: str) -> None:
     """Drop the write-ledger rows of a finished job (see ``common.models.WriteLedger``)."""
     bulk.forget_outcomes(OrderWriteLedger, key_prefix)
+
+
+def orders_forget_ledger_before(*, cutoff: datetime) -> int:
+    """Delete the write-ledger rows older than ``cutoff`` (what crashed runs left); their count.
+
+    One indexed existence check when there is none, so that the reaper can call it often
+    without taking the database's write lock for nothing.
+    """
+    stale = OrderWriteLedger.objects.filter(created_at__lt=cutoff)
+    return stale.delete()[0] if stale.exists() else 0
 
 
 @contextmanager

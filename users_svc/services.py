@@ -1,6 +1,7 @@
 """Writes to the users database. Callers pass values already checked by ``rules.check_user``."""
 
 from collections.abc import Sequence
+from datetime import datetime
 
 from django.db import transaction
 
@@ -49,6 +50,16 @@ def users_bulk_insert(
 def users_forget_ledger(key_prefix: str) -> None:
     """Drop the write-ledger rows of a finished job (see ``common.models.WriteLedger``)."""
     bulk.forget_outcomes(UserWriteLedger, key_prefix)
+
+
+def users_forget_ledger_before(*, cutoff: datetime) -> int:
+    """Delete the write-ledger rows older than ``cutoff`` (what crashed runs left); their count.
+
+    One indexed existence check when there is none, so that the reaper can call it often
+    without taking the database's write lock for nothing.
+    """
+    stale = UserWriteLedger.objects.filter(created_at__lt=cutoff)
+    return stale.delete()[0] if stale.exists() else 0
 
 
 def users_delete_many(ids: Sequence[int]) -> None:

@@ -143,6 +143,14 @@ INGEST_JOB_WORKERS = env_int("INGEST_JOB_WORKERS", 2, minimum=1)
 INGEST_JOB_HEARTBEAT_SECONDS = env_float("INGEST_JOB_HEARTBEAT_SECONDS", 10.0, minimum=0.1)
 INGEST_JOB_STALE_AFTER = env_float("INGEST_JOB_STALE_AFTER", 120.0, minimum=1.0)
 INGEST_JOB_MAX_ATTEMPTS = env_int("INGEST_JOB_MAX_ATTEMPTS", 3, minimum=1)
+# What the reaper (GET /ingest/jobs/, a worker's start, `manage.py reap_ingest_jobs`) deletes.
+# A job's payload goes as soon as the job ends; the job row (and its result) this many seconds
+# after it ended. Expired Idempotency-Keys go after INGEST_IDEMPOTENCY_TTL (above).
+INGEST_JOB_RETENTION = env_int("INGEST_JOB_RETENTION", 7 * 24 * 60 * 60, minimum=1)
+# Write-ledger rows (common.models.WriteLedger) are dropped when their job or request ends; the
+# ones a crashed run left are deleted after this long (never those of a job still unfinished).
+# Keep it above INGEST_IDEMPOTENCY_LOCK_TIMEOUT: a retry with the same key reuses them.
+INGEST_LEDGER_RETENTION = env_int("INGEST_LEDGER_RETENTION", 7 * 24 * 60 * 60, minimum=1)
 
 # Celery runs ingest jobs on worker machines when a broker is configured
 # (e.g. redis://redis:6379/0); without one, jobs run on threads of the web process.

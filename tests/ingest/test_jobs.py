@@ -1,18 +1,22 @@
 """Background ingest jobs on the local thread pool: from 202 to a result, and crash safety."""
 
+import itertools
 import json
+import threading
 import time
 import uuid
+from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 
 from ingest import jobs
-from ingest.models import IngestJob
+from ingest.models import IngestJob, IngestJobPayload
 from orders_svc import services as order_services
-from orders_svc.models import Order
-from products_svc.models import Product
+from orders_svc.models import Order, OrderWriteLedger
+from products_svc.models import Product, ProductWriteLedger
+from users_svc import services as user_services
 from users_svc.models import User, UserWriteLedger
 
 pytestmark = pytest.mark.django_db(databases="__all__", transaction=True, reset_sequences=True)
@@ -200,5 +204,133 @@ def test_the_reap_command_handles_silent_jobs(api, monkeypatch):
     )
     out = StringIO()
     call_command("reap_ingest_jobs", stdout=out)
-    assert out.getvalue() == "1 stale job(s) retried or failed.\n"
+    assert out.getvalue().splitlines() == [
+        "1 stale job(s) retried or failed.",
+        "0 expired job(s), 0 leftover payload(s), 0 expired idempotency key(s), "
+        "0 stale write-ledger row(s) deleted.",
+    ]
     assert IngestJob.objects.get(id=job_id).state == "queued"
+
+
+def counts():
+    """Rows in every table a batch can write, in each database."""
+    return {
+        model.__name__: model.objects.count()
+        for model in (User, Product, Order, UserWriteLedger, ProductWriteLedger, OrderWriteLedger)
+    }
+
+
+NOTHING = dict.fromkeys(
+    ("User", "Product", "Order", "UserWriteLedger", "ProductWriteLedger", "OrderWriteLedger"), 0
+)
+
+
+def test_an_async_dry_run_writes_nothing_in_any_database(api):
+    response = post(api, SEED, "?async=true&dry_run=true")
+    assert response.status_code == 202
+    assert response.json()["dry_run"] is True
+    done = wait_for(api, response.json()["url"])
+    assert done["state"] == "succeeded", done["error"]
+    assert done["result"]["dry_run"] is True
+    assert done["result"]["committed"] is False
+    assert done["result"]["users"]["valid"] == 9
+    assert done["result"]["users"]["inserted_ids"] == []
+    assert counts() == NOTHING
+
+
+@contextmanager
+def held_mid_way(api, monkeypatch, settings, users=40):
+    """An async job of ``users`` users in chunks of 10, held inside its second chunk's write.
+
+    Yields the job (as the 202 described it); on leaving, lets it finish and waits for it.
+    """
+    settings.INGEST_CHUNK_SIZE = 10
+    reached, release = threading.Event(), threading.Event()
+    real_insert = user_services.users_bulk_insert
+    calls = itertools.count()
+
+    def insert(rows, **kwargs):
+        if next(calls) == 1:
+            reached.set()
+            release.wait(30)
+        return real_insert(rows, **kwargs)
+
+    monkeypatch.setattr(user_services, "users_bulk_insert", insert)
+    batch = {"users": [{"name": f"U{i}", "email": f"u{i}@example.com"} for i in range(users)]}
+    job = post(api, batch).json()
+    try:
+        assert reached.wait(10), "the job never reached its second chunk"
+        yield job
+    finally:
+        release.set()
+        assert wait_for(api, job["url"])["state"] == "succeeded"
+
+
+def poll(read, until, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while not until(value := read()) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return value
+
+
+def test_a_held_job_shows_its_progress_before_it_finishes(api, monkeypatch, settings):
+    with held_mid_way(api, monkeypatch, settings) as job:
+        seen = poll(lambda: api.get(job["url"]).json(), lambda j: j["processed"] > 0)
+        assert seen["state"] == "running"
+        assert 0 < seen["processed"] < seen["total"] == 40
+    assert IngestJob.objects.get(id=job["id"]).processed == 40
+
+
+def test_a_held_job_keeps_its_heartbeat_advancing(api, monkeypatch, settings):
+    settings.INGEST_JOB_HEARTBEAT_SECONDS = 0.05
+    with held_mid_way(api, monkeypatch, settings) as job:
+
+        def beat():
+            return IngestJob.objects.values_list("heartbeat_at", flat=True).get(id=job["id"])
+
+        first = beat()
+        assert first is not None
+        later = poll(beat, lambda seen: seen > first, timeout=3)
+        assert later > first
+        assert IngestJob.objects.get(id=job["id"]).state == "running"
+
+
+def silent_job(api, monkeypatch, *, attempts, body=SEED):
+    """A job a worker claimed ``attempts`` times, the last one silent for an hour."""
+    monkeypatch.setattr(jobs, "dispatch", lambda job_id: None)
+    job_id = uuid.UUID(post(api, body).json()["id"])
+    IngestJob.objects.filter(id=job_id).update(
+        state="running", attempts=attempts, heartbeat_at=timezone.now() - timedelta(hours=1)
+    )
+    monkeypatch.setattr(jobs, "dispatch", jobs.run_job)  # a retry runs right here
+    return job_id
+
+
+def test_a_silent_job_that_used_its_attempts_is_failed_and_never_run_again(
+    api, monkeypatch, settings
+):
+    settings.INGEST_JOB_MAX_ATTEMPTS = 2
+    job_id = silent_job(api, monkeypatch, attempts=2)
+    jobs.run_job(job_id)  # the broker redelivers it to a worker: it must not run a third time
+    assert counts() == NOTHING
+    assert IngestJob.objects.get(id=job_id).attempts == 2
+
+    assert jobs.reap_stale_jobs() == 1
+    job = IngestJob.objects.get(id=job_id)
+    assert job.state == "failed"
+    assert job.error.startswith("The worker running this job stopped answering, 2 times")
+    assert job.attempts == 2
+    assert job.finished_at is not None
+    assert not IngestJobPayload.objects.filter(job_id=job_id).exists()
+    assert counts() == NOTHING
+    jobs.run_job(job_id)
+    assert counts() == NOTHING
+
+
+def test_a_silent_job_with_attempts_left_is_run_again_to_the_end(api, monkeypatch, settings):
+    settings.INGEST_JOB_MAX_ATTEMPTS = 2
+    job_id = silent_job(api, monkeypatch, attempts=1)
+    assert jobs.reap_stale_jobs() == 1
+    job = IngestJob.objects.get(id=job_id)
+    assert (job.state, job.attempts, job.error) == ("succeeded", 2, "")
+    assert (User.objects.count(), Product.objects.count(), Order.objects.count()) == (9, 9, 7)
