@@ -32,7 +32,12 @@ from common.exceptions import (
     Unavailable,
     Unprocessable,
 )
-from common.http.auth import IngestRateThrottle, WriteRateThrottle
+from common.http.auth import (
+    IngestRateThrottle,
+    JobsBelongToTheirClient,
+    WriteRateThrottle,
+    owner_of,
+)
 from common.http.json import ORJSONParser, dumps
 from ingest import formats, idempotency, jobs, pipeline, selectors
 from ingest.records import BatchError, count_records, decode_batch
@@ -256,8 +261,10 @@ class IngestView(APIView):
                 "application/json, application/x-ndjson, or text/csv with ?type=.",
             )
 
+        # Keys and jobs belong to the client that sent them (as Stripe scopes keys per account).
+        owner = owner_of(request)
         if key is not None:
-            refusal_or_replay = _claim_key(key, digest.hexdigest())
+            refusal_or_replay = _claim_key(key, digest.hexdigest(), owner)
             if refusal_or_replay is not None:
                 return refusal_or_replay
         try:
@@ -269,29 +276,30 @@ class IngestView(APIView):
                     atomic=atomic,
                     media_type=media_type,
                     record_type=record_type or "",
+                    owner=owner,
                 )
                 status = 202
                 response_body = dumps(IngestJobSerializer(job, context={"request": request}).data)
             else:
                 del body  # the decoded batch is all that is needed from here on
                 result = pipeline.ingest(
-                    batch, dry_run=dry_run, atomic=atomic, ledger_key=_ledger_key(key)
+                    batch, dry_run=dry_run, atomic=atomic, ledger_key=_ledger_key(key, owner)
                 )
                 status = 422 if result.rejected else 200
                 outcome = result.as_dict()
                 response_body = dumps(lines.annotate(outcome) if lines else outcome)
         except pipeline.WriteFailed as exc:
             if key is not None:
-                idempotency.release(key)
+                idempotency.release(key, owner=owner)
             raise Unavailable(str(exc)) from None
         except BaseException:
             if key is not None:
-                idempotency.release(key)
+                idempotency.release(key, owner=owner)
             raise
         if key is not None:
-            idempotency.complete(key, status, response_body)
+            idempotency.complete(key, status, response_body, owner=owner)
             if not in_background:
-                pipeline.forget_ledger(_ledger_key(key))
+                pipeline.forget_ledger(_ledger_key(key, owner))
         response = _json_response(response_body, status)
         if in_background:
             response["Location"] = reverse("ingest-job-detail", args=[job.id], request=request)
@@ -370,11 +378,11 @@ def _body_blocks(request: Request, limits: _Limits, digest, size: int = 1 << 16)
         yield block
 
 
-def _claim_key(key: str, fingerprint: str) -> HttpResponse | None:
+def _claim_key(key: str, fingerprint: str, owner: str) -> HttpResponse | None:
     """None if this request may run under ``key``; else the response to give (a replay or an
     error)."""
     try:
-        stored = idempotency.claim(idempotency.validate_key(key), fingerprint)
+        stored = idempotency.claim(idempotency.validate_key(key), fingerprint, owner=owner)
     except idempotency.KeyInvalid as exc:
         raise ValidationError({"Idempotency-Key": [str(exc)]}) from None
     except idempotency.KeyReused as exc:
@@ -396,21 +404,25 @@ def _claim_key(key: str, fingerprint: str) -> HttpResponse | None:
     return _json_response(stored.body, stored.status, **{"Idempotent-Replayed": "true"})
 
 
-def _ledger_key(idempotency_key: str | None) -> str | None:
+def _ledger_key(idempotency_key: str | None, owner: str) -> str | None:
     """Writes under an Idempotency-Key are re-runnable: a retry after a crash reuses what the
-    dead request committed (see common.models.WriteLedger)."""
+    dead request committed (see common.models.WriteLedger). Per client, as the key is."""
     if idempotency_key is None:
         return None
-    return "key:" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:40]
+    scoped = f"{owner}\0{idempotency_key}".encode()
+    return "key:" + hashlib.sha256(scoped).hexdigest()[:40]
 
 
 class IngestJobViewSet(viewsets.ReadOnlyModelViewSet):
     """Background ingest jobs: their state, progress and, once finished, their result."""
 
     lookup_value_regex = "[0-9a-fA-F-]{32,36}"
+    # A job belongs to the client that submitted it: another client, or a reader without a key,
+    # gets a 404 for it (not a 403, which would tell that it exists) and never sees it listed.
+    permission_classes = [JobsBelongToTheirClient]
 
     def get_queryset(self):
-        return selectors.job_list()
+        return selectors.job_list(owner=owner_of(self.request))
 
     def get_serializer_class(self):
         return IngestJobSerializer if self.action != "list" else IngestJobSummarySerializer
