@@ -111,3 +111,19 @@ def test_a_key_another_client_used_with_another_body_is_free_for_this_client(api
     assert "Idempotent-Replayed" not in response
     assert User.objects.filter(name="C").count() == 1
     assert User.objects.count() == 3
+
+
+def test_what_another_clients_dead_request_left_under_the_same_key_is_not_reused(
+    api, other_api, monkeypatch
+):
+    # The first client's request commits its chunks and dies before it can tidy up: its
+    # write ledger (kept so that its own retry does not write twice) stays behind.
+    from ingest import pipeline
+
+    monkeypatch.setattr(pipeline, "forget_ledger", lambda key: None)
+    key = str(uuid.uuid4())
+    assert _ingest(api, HTTP_IDEMPOTENCY_KEY=key).status_code == 200
+    response = _ingest(other_api, HTTP_IDEMPOTENCY_KEY=key)
+    assert response.status_code == 200
+    assert response.json()["users"]["inserted_ids"] == [3, 4]
+    assert User.objects.count() == 4
