@@ -28,6 +28,8 @@ from datetime import timedelta
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.plumbing import build_bearer_security_scheme_object
 from rest_framework import authentication, exceptions, permissions, throttling
 
 #: A key of the plaintext scheme used before (DRF's ``authtoken``), migrated as it was.
@@ -108,6 +110,18 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed("User inactive or deleted.")
         _note_use(api_key)
         return api_key.client, api_key
+
+
+class ApiTokenScheme(OpenApiAuthenticationExtension):
+    """How the schema (``/api/docs/``) describes :class:`ApiTokenAuthentication`."""
+
+    target_class = ApiTokenAuthentication
+    name = "tokenAuth"
+
+    def get_security_definition(self, auto_schema) -> dict:
+        return build_bearer_security_scheme_object(
+            header_name="Authorization", token_prefix="Token"
+        )
 
 
 def _note_use(api_key) -> None:
