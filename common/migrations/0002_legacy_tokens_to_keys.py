@@ -7,7 +7,9 @@ repeated here because a migration must not change when the code does).
 
 ``rest_framework.authtoken`` is no longer installed, so its table is read with plain SQL when
 it is there (a database made before the change); a new database has no such table and nothing
-to do. The emptied table is left in place (harmless; an operator may drop it).
+to do. The emptied table is left in place (harmless; an operator may drop it). On SQLite the
+deleted rows' pages are overwritten (``secure_delete``); on PostgreSQL the old row versions
+stay in the table's files until it is vacuumed (``VACUUM FULL authtoken_token``).
 """
 
 import hashlib
@@ -67,6 +69,8 @@ def tokens_to_keys(apps, schema_editor) -> None:
                 created=_aware(created)
             )
     with connection.cursor() as cursor:
+        if connection.vendor == "sqlite":  # overwrite the freed pages, not just unlink them
+            cursor.execute("PRAGMA secure_delete = ON")
         cursor.execute(f"DELETE FROM {quote(TOKEN_TABLE)}")
 
 
