@@ -223,3 +223,18 @@ def test_the_migration_does_nothing_on_a_database_without_the_old_table():
     MigrationExecutor(connection).migrate([("common", "0001_api_keys")])
     MigrationExecutor(connection).migrate([("common", "0002_legacy_tokens_to_keys")])
     assert not ApiKey.objects.exists()
+
+
+def test_a_key_made_in_the_admin_is_shown_once_and_works(client):
+    admin = get_user_model().objects.create_superuser("admin", "admin@example.com", "pw-admin-1")
+    account = get_user_model().objects.create(username="partner")
+    client.force_login(admin)
+    response = client.post(
+        "/admin/common/apikey/add/", {"name": "partner feed", "client": account.pk}, follow=True
+    )
+    assert response.status_code == 200
+    (shown,) = [str(m) for m in response.context["messages"] if "see it again" in str(m)]
+    key = shown.split("is: ")[1].split(". ")[0]
+    assert _write(_client(key)).status_code == 201
+    assert key not in _default_database_text()
+    assert key.encode() not in client.get("/admin/common/apikey/").content
