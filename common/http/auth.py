@@ -32,6 +32,8 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.plumbing import build_bearer_security_scheme_object
 from rest_framework import authentication, exceptions, permissions, throttling
 
+from common.models import ApiKey
+
 #: A key of the plaintext scheme used before (DRF's ``authtoken``), migrated as it was.
 LEGACY_KEY = re.compile(r"[0-9a-f]{40}")
 #: ``last_used_at`` is written at most this often per key: a write per request would cost more
@@ -80,8 +82,6 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
             raise
 
     def _authenticate(self, header: list[bytes]):
-        from common.models import ApiKey
-
         if len(header) != 2:
             raise exceptions.AuthenticationFailed(
                 "Invalid Authorization header: send 'Token <key>' (one key, no spaces)."
@@ -93,8 +93,10 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
         prefix, dot, _ = key.partition(".")
         if not dot:
             prefix = legacy_prefix(key) if LEGACY_KEY.fullmatch(key) else ""
-        api_key = ApiKey.objects.select_related("client").filter(prefix=prefix).first()
-        if not prefix or api_key is None or not api_key.is_valid(key):
+        # The prefix finds the row; the hash of the whole key, compared in constant time, is
+        # what proves it.
+        api_key = _key_with_prefix(prefix)
+        if api_key is None or not api_key.is_valid(key):
             raise exceptions.AuthenticationFailed("Invalid token.")
         if api_key.revoked:
             raise exceptions.AuthenticationFailed(
@@ -122,6 +124,15 @@ class ApiTokenScheme(OpenApiAuthenticationExtension):
         return build_bearer_security_scheme_object(
             header_name="Authorization", token_prefix="Token"
         )
+
+
+def _key_with_prefix(prefix: str):
+    if not prefix:
+        return None
+    try:
+        return ApiKey.objects.select_related("client").get(prefix=prefix)
+    except ApiKey.DoesNotExist:
+        return None
 
 
 def _note_use(api_key) -> None:
