@@ -431,14 +431,19 @@ class IngestJobViewSet(viewsets.ReadOnlyModelViewSet):
         super().initial(request, *args, **kwargs)
         jobs.reap_stale_jobs()  # whoever looks at jobs also notices a dead worker's ones
 
-    @extend_schema(summary="List ingest jobs", description="Newest first; paginated.")
+    @extend_schema(
+        summary="List ingest jobs",
+        description="The jobs of the client whose API key is sent (401 without a key), newest "
+        "first; paginated.",
+    )
     def list(self, request, *args, **kwargs):
         return super().list(request, *args, **kwargs)
 
     @extend_schema(
         summary="Get an ingest job",
         description="`result` is the same body a synchronous ingest answers, once the job has "
-        "finished (`succeeded`, or `failed` for a rejected atomic batch).",
+        "finished (`succeeded`, or `failed` for a rejected atomic batch). Only the client that "
+        "submitted the job sees it: for anyone else it is a 404.",
     )
     def retrieve(self, request, *args, **kwargs):
         return super().retrieve(request, *args, **kwargs)

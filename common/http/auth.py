@@ -205,7 +205,7 @@ class _ConfiguredRateThrottle(throttling.UserRateThrottle):
 
 
 class WriteRateThrottle(_ConfiguredRateThrottle):
-    """Writes (POST, PUT, PATCH, DELETE) per token: ``API_WRITE_RATE``."""
+    """Writes (POST, PUT, PATCH, DELETE) per client: ``API_WRITE_RATE``."""
 
     scope = "writes"
 
@@ -216,7 +216,7 @@ class WriteRateThrottle(_ConfiguredRateThrottle):
 
 
 class IngestRateThrottle(_ConfiguredRateThrottle):
-    """Batches sent to ``POST /ingest/`` per token: ``API_INGEST_RATE``."""
+    """Batches sent to ``POST /ingest/`` per client: ``API_INGEST_RATE``."""
 
     scope = "ingest"
 
