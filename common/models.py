@@ -1,6 +1,9 @@
-"""Abstract models shared by the services (each service owns its own concrete table)."""
+"""Models of the shared app: the API keys of clients (a concrete table on the default
+database), and abstract models the services share (each service owns its concrete table)."""
 
+from django.conf import settings
 from django.db import models
+from rest_framework_api_key.models import AbstractAPIKey
 
 
 class WriteLedger(models.Model):
@@ -22,3 +25,33 @@ class WriteLedger(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+
+class ApiKey(AbstractAPIKey):
+    """An API key of a client account: only its prefix and a hash of it are stored.
+
+    A key is ``<prefix>.<secret>`` (``djangorestframework-api-key``'s format): the prefix, kept
+    in clear, finds the row; the whole key is then checked against ``hashed_key`` (SHA-512,
+    compared in constant time; a key is 190 random bits, so a slow password hash adds nothing).
+    The key itself is shown once, when it is made, and can never be read back. A client (a
+    Django user without a password) may hold several keys, each with its own name, expiry and
+    revocation; ``request.user`` is the client, whichever of its keys it sent.
+
+    Tokens of the plaintext scheme used before (40 hex characters, DRF's ``authtoken``) were
+    turned into keys of this table by a migration, their prefix derived from the token (see
+    :func:`common.http.auth.legacy_prefix`), so that clients keep the token they have.
+    """
+
+    client = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_keys"
+    )
+    last_used_at = models.DateTimeField(
+        null=True, blank=True, help_text="Updated at most once a minute."
+    )
+
+    class Meta(AbstractAPIKey.Meta):
+        verbose_name = "API key"
+        verbose_name_plural = "API keys"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"

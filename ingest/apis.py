@@ -25,7 +25,12 @@ from rest_framework.views import APIView
 
 from common.data.gc_tuning import fewer_collections
 from common.exceptions import Conflict, Unavailable, Unprocessable
-from common.http.auth import IngestRateThrottle, WriteRateThrottle
+from common.http.auth import (
+    IngestRateThrottle,
+    JobsBelongToTheirClient,
+    WriteRateThrottle,
+    owner_of,
+)
 from common.http.json import ORJSONParser, dumps
 from common.http.query import query_flag, strict_query
 from ingest import bodies, idempotency, jobs, pipeline, selectors
@@ -175,21 +180,25 @@ class IngestView(APIView):
             digest=digest,
             in_background=in_background,
         )
+        # Keys and jobs belong to the client that sent them (as Stripe scopes keys per account).
+        owner = owner_of(request)
         if key is not None:
-            refusal_or_replay = _claim_key(key, digest.hexdigest())
+            refusal_or_replay = _claim_key(key, digest.hexdigest(), owner)
             if refusal_or_replay is not None:
                 return refusal_or_replay
-        with _released_on_failure(key):
+        with _released_on_failure(key, owner):
             if in_background:
-                job = _submit(received, dry_run=dry_run, atomic=atomic)
+                job = _submit(received, dry_run=dry_run, atomic=atomic, owner=owner)
                 status = 202
                 response_body = dumps(IngestJobSerializer(job, context={"request": request}).data)
             else:
-                status, response_body = _run(received, dry_run=dry_run, atomic=atomic, key=key)
+                status, response_body = _run(
+                    received, dry_run=dry_run, atomic=atomic, ledger_key=_ledger_key(key, owner)
+                )
         if key is not None:
-            idempotency.complete(key, status, response_body)
+            idempotency.complete(key, status, response_body, owner=owner)
             if not in_background:
-                pipeline.forget_ledger(_ledger_key(key))
+                pipeline.forget_ledger(_ledger_key(key, owner))
         response = _json_response(response_body, status)
         if in_background:
             response["Location"] = reverse("ingest-job-detail", args=[job.id], request=request)
@@ -204,7 +213,9 @@ def _fingerprint_digest(request: Request):
     )
 
 
-def _submit(received: bodies.Received, *, dry_run: bool, atomic: bool) -> jobs.IngestJob:
+def _submit(
+    received: bodies.Received, *, dry_run: bool, atomic: bool, owner: str
+) -> jobs.IngestJob:
     return jobs.submit_job(
         received.body,
         total=received.total,
@@ -212,16 +223,15 @@ def _submit(received: bodies.Received, *, dry_run: bool, atomic: bool) -> jobs.I
         atomic=atomic,
         media_type=received.media_type,
         record_type=received.record_type,
+        owner=owner,
     )
 
 
 def _run(
-    received: bodies.Received, *, dry_run: bool, atomic: bool, key: str | None
+    received: bodies.Received, *, dry_run: bool, atomic: bool, ledger_key: str | None
 ) -> tuple[int, bytes]:
     """Run the batch now: ``(status, response body)``."""
-    result = pipeline.ingest(
-        received.batch, dry_run=dry_run, atomic=atomic, ledger_key=_ledger_key(key)
-    )
+    result = pipeline.ingest(received.batch, dry_run=dry_run, atomic=atomic, ledger_key=ledger_key)
     received.batch = None  # the pipeline let the records go; so do we
     outcome = result.as_dict()
     if received.lines is not None:
@@ -230,25 +240,25 @@ def _run(
 
 
 @contextmanager
-def _released_on_failure(key: str | None):
+def _released_on_failure(key: str | None, owner: str):
     """A request that fails releases its Idempotency-Key, so that a retry runs it again."""
     try:
         yield
     except pipeline.WriteFailed as exc:
         if key is not None:
-            idempotency.release(key)
+            idempotency.release(key, owner=owner)
         raise Unavailable(str(exc)) from None
     except BaseException:
         if key is not None:
-            idempotency.release(key)
+            idempotency.release(key, owner=owner)
         raise
 
 
-def _claim_key(key: str, fingerprint: str) -> HttpResponse | None:
+def _claim_key(key: str, fingerprint: str, owner: str) -> HttpResponse | None:
     """None if this request may run under ``key``; else the response to give (a replay or an
     error)."""
     try:
-        stored = idempotency.claim(idempotency.validate_key(key), fingerprint)
+        stored = idempotency.claim(idempotency.validate_key(key), fingerprint, owner=owner)
     except idempotency.KeyInvalid as exc:
         raise ValidationError({"Idempotency-Key": [str(exc)]}) from None
     except idempotency.KeyReused as exc:
@@ -270,21 +280,25 @@ def _claim_key(key: str, fingerprint: str) -> HttpResponse | None:
     return _json_response(stored.body, stored.status, **{"Idempotent-Replayed": "true"})
 
 
-def _ledger_key(idempotency_key: str | None) -> str | None:
+def _ledger_key(idempotency_key: str | None, owner: str) -> str | None:
     """Writes under an Idempotency-Key are re-runnable: a retry after a crash reuses what the
-    dead request committed (see common.models.WriteLedger)."""
+    dead request committed (see common.models.WriteLedger). Per client, as the key is."""
     if idempotency_key is None:
         return None
-    return "key:" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:40]
+    scoped = f"{owner}\0{idempotency_key}".encode()
+    return "key:" + hashlib.sha256(scoped).hexdigest()[:40]
 
 
 class IngestJobViewSet(viewsets.ReadOnlyModelViewSet):
     """Background ingest jobs: their state, progress and, once finished, their result."""
 
     lookup_value_regex = "[0-9a-fA-F-]{32,36}"
+    # A job belongs to the client that submitted it: another client, or a reader without a key,
+    # gets a 404 for it (not a 403, which would tell that it exists) and never sees it listed.
+    permission_classes = [JobsBelongToTheirClient]
 
     def get_queryset(self):
-        return selectors.job_list()
+        return selectors.job_list(owner=owner_of(self.request))
 
     def get_serializer_class(self):
         return IngestJobSerializer if self.action != "list" else IngestJobSummarySerializer
@@ -293,14 +307,19 @@ class IngestJobViewSet(viewsets.ReadOnlyModelViewSet):
         super().initial(request, *args, **kwargs)
         jobs.reap_stale_jobs()  # whoever looks at jobs also notices a dead worker's ones
 
-    @extend_schema(summary="List ingest jobs", description="Newest first; paginated.")
+    @extend_schema(
+        summary="List ingest jobs",
+        description="The jobs of the client whose API key is sent (401 without a key), newest "
+        "first; paginated.",
+    )
     def list(self, request, *args, **kwargs):
         return super().list(request, *args, **kwargs)
 
     @extend_schema(
         summary="Get an ingest job",
         description="`result` is the same body a synchronous ingest answers, once the job has "
-        "finished (`succeeded`, or `failed` for a rejected atomic batch).",
+        "finished (`succeeded`, or `failed` for a rejected atomic batch). Only the client that "
+        "submitted the job sees it: for anyone else it is a 404.",
     )
     def retrieve(self, request, *args, **kwargs):
         return super().retrieve(request, *args, **kwargs)

@@ -20,22 +20,50 @@ def pytest_configure(config) -> None:
             leftover.unlink()
 
 
+def make_api_key(client_name: str) -> str:
+    """A new API key (the clear text, as a client would hold it) for the client ``client_name``."""
+    from common.api_keys import api_key_create
+
+    return api_key_create(client_name=client_name).key
+
+
+def client_with(key: str) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    return client
+
+
 @pytest.fixture
 def api_token(django_db_blocker) -> str:
-    """The key of an API token for a client named "tests" (allowed to write)."""
-    from django.contrib.auth import get_user_model
-    from rest_framework.authtoken.models import Token
+    """An API key of a client named "tests" (allowed to write)."""
+    return make_api_key("tests")
 
-    client, _ = get_user_model().objects.get_or_create(username="tests")
-    return Token.objects.get_or_create(user=client)[0].key
+
+@pytest.fixture
+def other_api_token(django_db_blocker) -> str:
+    """An API key of another client, "other-tests": for what one client must not see of
+    another's."""
+    return make_api_key("other-tests")
 
 
 @pytest.fixture
 def api(api_token) -> APIClient:
     """A DRF test client that sends JSON and a valid API token."""
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {api_token}")
-    return client
+    return client_with(api_token)
+
+
+@pytest.fixture
+def other_api(other_api_token) -> APIClient:
+    """A DRF test client with the API key of another client ("other-tests")."""
+    return client_with(other_api_token)
+
+
+@pytest.fixture
+def fresh_throttles() -> None:
+    """Throttle counts start from zero (they live in the cache, which outlives a test)."""
+    from django.core.cache import cache
+
+    cache.clear()
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ and the README's configuration table). With none set, the service runs on three 
 in the project folder, one per service, plus one for Django's own tables.
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 from config.db_router import SERVICE_DATABASES
@@ -35,7 +36,10 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    # Supplies the key format and hashing of common.models.ApiKey; its own APIKey table is
+    # created but unused (and kept out of the admin by common.admin).
+    "rest_framework_api_key",
+    "axes",  # admin logins: a lockout per address after failed passwords
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -62,6 +66,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "common.ops.metrics.PrometheusAfterMiddleware",
+    # Last, as django-axes requires: turns a locked-out login into its 429.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -171,11 +177,35 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("API_MAX_BODY_BYTES", INGEST_MAX_BODY_BYTE
 
 # --- Who may do what (common.http.auth) ----------------------------------------------------------
 API_READS_REQUIRE_TOKEN = env_bool("API_READS_REQUIRE_TOKEN", False)
-# Requests per token, e.g. "600/minute"; empty: no limit.
+# Rates, e.g. "600/minute"; empty: no limit. Writes and batches count per client (its account,
+# whichever of its keys it sends); anonymous reads and failed authentications per address.
 API_THROTTLE_RATES = {
     "writes": env_str("API_WRITE_RATE", "600/minute"),
     "ingest": env_str("API_INGEST_RATE", "60/minute"),
+    "anon_reads": env_str("API_ANON_READ_RATE", "600/minute"),
+    # After this many 401s from an address, every request from it that carries a key is a 429,
+    # a valid key too: otherwise a guess that is right would still be told apart from a wrong one.
+    "auth_failures": env_str("API_AUTH_FAILURE_RATE", "20/minute"),
 }
+# How many reverse proxies in front of the app append to X-Forwarded-For. The address that
+# throttles and the admin lockout count is the one the nearest of them saw; with 0 (no proxy)
+# it is the connection's address and X-Forwarded-For is ignored, since a client can send any.
+NUM_PROXIES = env_int("NUM_PROXIES", 0, minimum=0)
+
+# Admin logins (django-axes): AXES_FAILURE_LIMIT wrong passwords from an address lock it out
+# of the login form (a 429 with Retry-After, common.http.auth.login_locked_out) for the
+# cool-off; a successful login resets the count. Attempts are kept in the default database
+# (and listed in the admin), so that every process sees them.
+AXES_FAILURE_LIMIT = env_int("ADMIN_LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_float("ADMIN_LOGIN_COOLOFF_MINUTES", 15.0, minimum=0.1))
+AXES_LOCKOUT_PARAMETERS = ["ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "common.http.auth.client_address"
+AXES_LOCKOUT_CALLABLE = "common.http.auth.login_locked_out"
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out address
+    "django.contrib.auth.backends.ModelBackend",
+]
 # Throttle counts live in this cache: shared by every process with CACHE_URL (Redis), else
 # counted per process.
 _CACHE_URL = env_str("CACHE_URL")
@@ -215,7 +245,11 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["common.http.auth.WritesNeedToken"],
-    "DEFAULT_THROTTLE_CLASSES": ["common.http.auth.WriteRateThrottle"],
+    "DEFAULT_THROTTLE_CLASSES": [
+        "common.http.auth.AnonReadRateThrottle",
+        "common.http.auth.WriteRateThrottle",
+    ],
+    "NUM_PROXIES": NUM_PROXIES,
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
     "LIST_SERIALIZER_ERRORS_AS_DICT": True,
 }

@@ -44,11 +44,19 @@ def test_same_key_with_a_different_body_or_query_is_a_422(api):
     assert User.objects.count() == 1
 
 
+def _owner_of_api() -> str:
+    """The owner the ``api`` fixture's requests are recorded under (its client's id)."""
+    from django.contrib.auth import get_user_model
+
+    return str(get_user_model().objects.get(username="tests").pk)
+
+
 def test_same_key_while_the_first_request_runs_is_a_409_with_retry_after(api):
     fingerprint = idempotency.request_fingerprint(
         "POST", "/ingest/", "", json.dumps(BATCH).encode()
     )
-    assert idempotency.claim("key-3", fingerprint) is None  # a request is "running"
+    # A request of the same client is "running" (keys are per client: tests/ingest/test_ownership).
+    assert idempotency.claim("key-3", fingerprint, owner=_owner_of_api()) is None
     response = post(api, BATCH, "key-3")
     assert response.status_code == 409
     assert int(response["Retry-After"]) > 0
@@ -60,7 +68,7 @@ def test_a_key_abandoned_by_a_dead_request_can_be_taken_over(api):
     fingerprint = idempotency.request_fingerprint(
         "POST", "/ingest/", "", json.dumps(BATCH).encode()
     )
-    idempotency.claim("key-4", fingerprint)
+    idempotency.claim("key-4", fingerprint, owner=_owner_of_api())
     IdempotencyKey.objects.filter(key="key-4").update(
         locked_until=timezone.now() - timedelta(seconds=1)
     )

@@ -1,30 +1,53 @@
-"""``python manage.py create_api_token NAME``: print an API token for a client called NAME.
+"""``python manage.py create_api_token NAME``: make a new API key for the client called NAME.
 
-The token lets its bearer write (``Authorization: Token <key>``). Running the command again for
-the same NAME prints the same token; ``--rotate`` replaces it (the old one stops working).
+The key lets its bearer write (``Authorization: Token <key>``). It is printed once, on its
+own line on standard output (so that a script can capture it); only its hash is stored, so it
+cannot be shown again. Running the command again for the same NAME makes another key for the
+same client (both work): to replace a key, make a new one, then ``revoke_api_token`` the old.
 """
 
-from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
-from rest_framework.authtoken.models import Token
+
+from common.api_keys import ApiKeyError, api_key_create
 
 
 class Command(BaseCommand):
-    help = "Print the API token of client NAME, creating the client and its token if needed."
+    help = (
+        "Make a new API key for client NAME (creating the client if needed) and print it once. "
+        "Run again for the same NAME, it makes another key for that client; the earlier keys "
+        "keep working until revoked (revoke_api_token)."
+    )
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("name", help="who the token is for, e.g. 'warehouse-import'")
-        parser.add_argument("--rotate", action="store_true", help="replace an existing token")
+        parser.add_argument("name", help="who the key is for, e.g. 'warehouse-import'")
+        parser.add_argument(
+            "--expires",
+            type=float,
+            metavar="DAYS",
+            help="the key stops working after this many days (default: never)",
+        )
+        parser.add_argument(
+            "--key-name",
+            default="",
+            metavar="LABEL",
+            help="a label for this key, e.g. 'laptop 2026' (default: NAME; 50 characters max)",
+        )
 
-    def handle(self, *args, name: str, rotate: bool, **options) -> None:
-        name = name.strip()
-        if not name or len(name) > 150:
-            raise CommandError("NAME must be 1 to 150 characters.")
-        account, created = get_user_model().objects.get_or_create(username=name)
-        if created:
-            account.set_unusable_password()  # a client, not a person: no password login
-            account.save(update_fields=["password"])
-        if rotate:
-            Token.objects.filter(user=account).delete()
-        token, _ = Token.objects.get_or_create(user=account)
-        self.stdout.write(token.key)
+    def handle(self, *args, name: str, expires: float | None, key_name: str, **options) -> None:
+        try:
+            made = api_key_create(client_name=name, key_name=key_name, expires_in_days=expires)
+        except ApiKeyError as exc:
+            raise CommandError(str(exc)) from None
+        api_key = made.api_key
+        expiry = (
+            f"expires {api_key.expiry_date:%Y-%m-%d %H:%M} UTC"
+            if api_key.expiry_date
+            else "does not expire"
+        )
+        # The notes go to stderr: stdout is the key alone.
+        self.stderr.write(
+            f"{'New client' if made.client_created else 'Client'} {api_key.client.username!r}: "
+            f"key {api_key.prefix}… ({api_key.name!r}, {expiry}). Store it now: it is not kept "
+            "and cannot be shown again."
+        )
+        self.stdout.write(made.key)
