@@ -50,7 +50,7 @@ def test_sqlite_file_in_data_dir_by_default(monkeypatch, tmp_path):
     config = database_from_env(
         "USERS_DATABASE_URL", tmp_path / "users.db", busy_timeout_seconds=5, conn_max_age=60
     )
-    assert config["ENGINE"] == "django.db.backends.sqlite3"
+    assert config["ENGINE"] == "common.data.backends.sqlite3"  # Django's, opening files only
     assert config["NAME"] == str(tmp_path / "users.db")
     assert config["OPTIONS"]["transaction_mode"] == "IMMEDIATE"
     assert "journal_mode=WAL" in config["OPTIONS"]["init_command"]
@@ -72,7 +72,12 @@ def test_bad_values_fail_fast_naming_the_variable(monkeypatch, tmp_path):
 
 
 def _run_with_production_settings(args: list[str], **env: str) -> subprocess.CompletedProcess:
-    clean_env = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "ALLOWED_HOSTS")}
+    # SQLite files in the test's DATA_DIR, whatever databases the suite runs on.
+    clean_env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("SECRET_KEY", "ALLOWED_HOSTS") and not k.endswith("_DATABASE_URL")
+    }
     clean_env.update(DJANGO_SETTINGS_MODULE="config.settings.production", **env)
     return subprocess.run(
         [sys.executable, "manage.py", *args],
@@ -116,12 +121,13 @@ def test_production_redirects_plain_http_except_the_health_and_metrics_probes(tm
         "print(c.get('/users/').status_code, c.get('/healthz').status_code,"
         " c.get('/metrics').status_code)\n"
     )
-    result = _run_with_production_settings(
-        ["shell", "-c", script],
-        SECRET_KEY="k3!9vZ" * 10,
-        ALLOWED_HOSTS="api.example.com",
-        DATA_DIR=str(tmp_path),
-        LOG_LEVEL="ERROR",
-    )
+    env = {
+        "SECRET_KEY": "k3!9vZ" * 10,
+        "ALLOWED_HOSTS": "api.example.com",
+        "DATA_DIR": str(tmp_path),
+        "LOG_LEVEL": "ERROR",
+    }
+    assert _run_with_production_settings(["init_db", "-v", "0"], **env).returncode == 0
+    result = _run_with_production_settings(["shell", "-c", script], **env)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1].split() == ["301", "200", "200"]
