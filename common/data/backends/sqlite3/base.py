@@ -25,6 +25,11 @@ from django.db.backends.sqlite3.base import DatabaseWrapper as SQLiteDatabaseWra
 #: Mode of a database file this backend creates; SQLite copies it to the -wal and -shm files.
 FILE_MODE = 0o600
 
+#: How the error for a missing file goes on after its name.
+MISSING_FILE = (
+    "does not exist: was it moved or deleted? `python manage.py init_db` creates a new one"
+)
+
 _creating = 0  # how many migrate commands run now (in any thread): they may create files
 _creating_lock = threading.Lock()
 
@@ -96,10 +101,7 @@ def _refuse_missing_or_empty(path: Path) -> None:
     try:
         size = path.stat().st_size
     except FileNotFoundError:
-        raise sqlite3.OperationalError(
-            f"the database file {path.name} does not exist: was it moved or deleted? "
-            "`python manage.py init_db` creates a new one"
-        ) from None
+        raise sqlite3.OperationalError(f"the database file {path.name} {MISSING_FILE}") from None
     except OSError as exc:
         raise sqlite3.OperationalError(
             f"the database file {path.name} cannot be opened ({exc.strerror})"
