@@ -10,6 +10,7 @@ it is not a database, it is corrupt, or it lacks its service's table (the wrong 
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from django.conf import settings
 from django.db import DatabaseError, connections
@@ -55,7 +56,7 @@ def probe(alias: str) -> DatabaseHealth:
             cursor.fetchone()
     except DatabaseError as exc:
         connection.close()
-        error = explain(exc, table=table, vendor=connection.vendor)
+        error = explain(exc, table=table, vendor=connection.vendor, name=_database_name(alias))
         return DatabaseHealth(alias, False, time.perf_counter() - started, error)
     return DatabaseHealth(alias, True, time.perf_counter() - started)
 
@@ -64,21 +65,34 @@ def probe_all() -> list[DatabaseHealth]:
     return [probe(alias) for alias in settings.DATABASES]
 
 
-def explain(exc: Exception, *, table: str | None, vendor: str) -> str:
-    """The error's first line, with what it most likely means and what to do about it."""
+def explain(exc: Exception, *, table: str | None, vendor: str, name: str = "") -> str:
+    """The error's first line, with what it most likely means and what to do about it.
+
+    ``name`` is the database's: a SQLite file's name (not its folder: this text reaches
+    clients) or a PostgreSQL database's.
+    """
     text = _first_line(exc)
     lowered = text.lower()
-    where = "file" if vendor == "sqlite" else "database"
+    kind = "file" if vendor == "sqlite" else "database"
+    what = f"{name}" if vendor == "sqlite" and name else f"the {kind} {name}".rstrip()
     if table and (f"no such table: {table}" in lowered or f'relation "{table}"' in lowered):
         return (
-            f"the {table} table is missing: is this the right {where}? A new, empty one "
-            f"needs `python manage.py init_db` ({text})"
+            f"the {table} table is missing from {what}: is this the right {kind}? A new, empty "
+            f"one needs `python manage.py init_db` ({text})"
         )
     if "file is not a database" in lowered:
-        return f"the file is not a SQLite database ({text}): restore it from a backup"
+        return (
+            f"{what} is not a SQLite database (another file, or its first bytes overwritten): "
+            f"restore it from a backup ({text})"
+        )
     if "malformed" in lowered:
-        return f"the database file is corrupt ({text}): restore it from a backup"
+        return f"{what} is corrupt: restore it from a backup ({text})"
     return text
+
+
+def _database_name(alias: str) -> str:
+    name = str(connections[alias].settings_dict["NAME"])
+    return Path(name).name if connections[alias].vendor == "sqlite" else name
 
 
 def _first_line(exc: Exception) -> str:

@@ -1,5 +1,7 @@
 """The database probe behind /healthz and the 503s: each database must hold its own table."""
 
+from pathlib import Path
+
 import pytest
 from django.db import DatabaseError, connections
 
@@ -26,7 +28,12 @@ def test_a_database_that_answers_but_is_another_services_is_not_ok(alias, other)
     with database_at(alias, connections[other].settings_dict["NAME"]):
         health = probe(alias)
     assert not health.ok
-    assert health.error.startswith(f"the {PROBE_TABLE[alias]} table is missing: is this the right")
+    other_name = connections[other].settings_dict["NAME"]
+    if connections[alias].vendor == "sqlite":
+        where = f"{Path(other_name).name}: is this the right file?"
+    else:
+        where = f"the database {other_name}: is this the right database?"
+    assert health.error.startswith(f"the {PROBE_TABLE[alias]} table is missing from {where}")
     assert "init_db" in health.error
     assert probe(alias).ok  # and back
 
@@ -44,13 +51,13 @@ def test_a_database_that_is_gone_is_not_ok_and_says_why():
 @pytest.mark.parametrize(
     ("message", "meaning"),
     [
-        ("file is not a database: users.db", "the file is not a SQLite database"),
-        ("database disk image is malformed", "the database file is corrupt"),
-        ("no such table: users", "the users table is missing: is this the right file?"),
+        ("file is not a database: users.db", "users.db is not a SQLite database"),
+        ("database disk image is malformed", "users.db is corrupt: restore it from a backup"),
+        ("no such table: users", "the users table is missing from users.db: is this the right"),
         ("disk I/O error", "disk I/O error"),
     ],
 )
 def test_sqlite_errors_are_explained(message, meaning):
-    text = explain(DatabaseError(message), table="users", vendor="sqlite")
+    text = explain(DatabaseError(message), table="users", vendor="sqlite", name="users.db")
     assert text.startswith(meaning)
     assert message in text
