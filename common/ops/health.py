@@ -74,7 +74,7 @@ def explain(exc: Exception, *, table: str | None, vendor: str, name: str = "") -
     text = _first_line(exc)
     lowered = text.lower()
     kind = "file" if vendor == "sqlite" else "database"
-    what = f"{name}" if vendor == "sqlite" and name else f"the {kind} {name}".rstrip()
+    what = name if vendor == "sqlite" and name else f"the {kind} {name}".rstrip()
     if table and (f"no such table: {table}" in lowered or f'relation "{table}"' in lowered):
         return (
             f"the {table} table is missing from {what}: is this the right {kind}? A new, empty "
