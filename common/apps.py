@@ -1,4 +1,5 @@
-"""The shared app: it holds the project-wide management commands (init_db)."""
+"""The shared app: it holds the project-wide management commands (init_db, migrate) and the
+system checks of common.ops.checks."""
 
 from django.apps import AppConfig
 
@@ -8,6 +9,7 @@ class CommonConfig(AppConfig):
     verbose_name = "Common"
 
     def ready(self) -> None:
+        from common.ops import checks  # noqa: F401 (registers the checks)
         from common.ops.observability import install_request_id_on_records
 
         install_request_id_on_records()

@@ -15,6 +15,9 @@ from django.core.exceptions import ImproperlyConfigured
 #: Every variable the settings have read (docker-compose.yml sets them all; a test checks).
 READ_VARIABLES: set[str] = set()
 
+#: The SQLite backend every SQLite database uses (common.data.backends.sqlite3).
+SQLITE_ENGINE = "common.data.backends.sqlite3"
+
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -123,6 +126,9 @@ def database_from_env(
     except ValueError as exc:
         raise ImproperlyConfigured(f"{variable} is not a usable database URL: {exc}") from None
     if config["ENGINE"] == "django.db.backends.sqlite3":
+        # Django's backend, except that it opens existing files only: a missing file is an
+        # unavailable database, never a new empty one (only migrations create files).
+        config["ENGINE"] = SQLITE_ENGINE
         config["OPTIONS"] = {
             **sqlite_options(busy_timeout_seconds, cache_kib),
             **config.get("OPTIONS", {}),

@@ -7,7 +7,7 @@ oversized-body error, so that a client always gets JSON and never an HTML error 
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
-from django.db import InterfaceError, OperationalError
+from django.db import DatabaseError, InterfaceError, OperationalError, ProgrammingError
 from rest_framework import status
 from rest_framework.exceptions import ErrorDetail, NotAuthenticated
 from rest_framework.response import Response
@@ -15,12 +15,13 @@ from rest_framework.views import exception_handler
 
 from common.exceptions import PayloadTooLarge, RecordInvalid, RecordNotFound, RecordReferenced
 from common.http.auth import TOKEN_NEEDED
-from common.ops.health import SERVICE_OF, probe_all
+from common.ops.health import SERVICE_OF, DatabaseHealth, probe_all
 
 
-def unavailable_response(exc: Exception) -> Response:
+def unavailable_response(exc: Exception, down: list[DatabaseHealth] | None = None) -> Response:
     """A 503 that names the databases that do not answer (each is probed once)."""
-    down = [health for health in probe_all() if not health.ok]
+    if down is None:
+        down = _databases_down()
     if down:
         names = " and ".join(SERVICE_OF.get(h.alias, h.alias) for h in down)
         detail = (
@@ -37,6 +38,33 @@ def unavailable_response(exc: Exception) -> Response:
     return response
 
 
+def _databases_down() -> list[DatabaseHealth]:
+    return [health for health in probe_all() if not health.ok]
+
+
+def _database_unavailable(exc: Exception) -> bool:
+    """A database that cannot answer, as opposed to a query of ours it refused.
+
+    A lost connection, a missing file or a lock past its timeout is an ``OperationalError``
+    or ``InterfaceError``; a SQLite file that is not a database, or is corrupt, raises a plain
+    ``DatabaseError`` ("file is not a database", "database disk image is malformed"). Its
+    subclasses (``IntegrityError``, ``ProgrammingError``, ``DataError``...) are bugs: a 500.
+    """
+    return isinstance(exc, OperationalError | InterfaceError) or type(exc) is DatabaseError
+
+
+def _wrong_database(exc: Exception) -> list[DatabaseHealth]:
+    """The databases lacking their own table, when ``exc`` may come from that (else none).
+
+    PostgreSQL reports a missing table as a ``ProgrammingError``, which is a bug of ours unless
+    the probe finds that a database is not the one its service needs (another service's, or
+    never migrated): then the answer is a 503 naming it, as for a missing SQLite file.
+    """
+    if not isinstance(exc, ProgrammingError):
+        return []
+    return _databases_down()
+
+
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """DRF's handler, plus the service errors above and Django's oversized-body error."""
     if isinstance(exc, RecordInvalid):
@@ -48,8 +76,10 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
             {"detail": str(exc), "code": "referenced", "references": exc.references},
             status=status.HTTP_409_CONFLICT,
         )
-    if isinstance(exc, OperationalError | InterfaceError):
+    if _database_unavailable(exc):
         return unavailable_response(exc)
+    if down := _wrong_database(exc):
+        return unavailable_response(exc, down)
     if isinstance(exc, RequestDataTooBig):
         exc = PayloadTooLarge(str(exc))
     if isinstance(exc, NotAuthenticated):  # DRF's own message does not say how to get in

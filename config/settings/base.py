@@ -20,9 +20,12 @@ from config.env import (
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
-# Where the SQLite files live when no database URL is given.
+# Where the SQLite files live when no database URL is given. A folder created here is private to
+# the service's user (0700), as the files in it are (0600); an existing one is left as it is.
 DATA_DIR = Path(env_str("DATA_DIR") or BASE_DIR).resolve()
-DATA_DIR.mkdir(parents=True, exist_ok=True)
+if not DATA_DIR.exists():
+    DATA_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
+    DATA_DIR.chmod(0o700)  # mkdir's mode passes through the umask
 
 SECRET_KEY = env_str("SECRET_KEY", "")
 DEBUG = env_bool("DEBUG", False)

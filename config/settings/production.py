@@ -5,7 +5,9 @@ is found at deploy time and not by an attacker. `python manage.py check --deploy
 these settings (the test suite checks it).
 """
 
-from config.env import env_bool, env_int, env_list, env_required
+from pathlib import Path
+
+from config.env import env_bool, env_int, env_list, env_required, env_str
 from config.settings.base import *  # noqa: F403
 from config.settings.base import BASE_DIR, REST_FRAMEWORK
 
@@ -37,8 +39,9 @@ CSRF_COOKIE_SECURE = True
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
 # Static files (the docs' Swagger UI and Redoc, the admin) are served by the app itself
-# (WhiteNoise), from the folder `manage.py collectstatic` fills.
-STATIC_ROOT = BASE_DIR / "staticfiles"
+# (WhiteNoise), from the folder `manage.py collectstatic` fills. Without it the server refuses
+# to start and `check --deploy` reports an error (common.ops.checks).
+STATIC_ROOT = Path(env_str("STATIC_ROOT") or BASE_DIR / "staticfiles").resolve()
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},

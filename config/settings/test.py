@@ -19,7 +19,7 @@ TEST_DATA_DIR = Path(env_str("TEST_DATA_DIR") or BASE_DIR / ".test-data").resolv
 TEST_DATA_DIR.mkdir(parents=True, exist_ok=True)
 
 for _alias, _config in DATABASES.items():
-    if _config["ENGINE"] == "django.db.backends.sqlite3":
+    if _config["ENGINE"].endswith(".sqlite3"):
         _config["TEST"] = {"NAME": str(TEST_DATA_DIR / f"test_{_alias}.db")}
 
 # Serve static files straight from the apps, as `runserver` does, without a collectstatic step.

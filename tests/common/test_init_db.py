@@ -1,6 +1,12 @@
-"""``manage.py init_db`` prints the seed report's lines and can run again safely."""
+"""``manage.py init_db`` prints the seed report's lines and can run again safely; the files it
+creates, and the data folder, are private to the service's user."""
 
+import os
+import stat
+import subprocess
+import sys
 from io import StringIO
+from pathlib import Path
 
 import pytest
 from django.core.management import call_command
@@ -65,3 +71,65 @@ def test_init_db_is_quiet_with_verbosity_zero():
     out = StringIO()
     call_command("init_db", verbosity=0, stdout=out)
     assert out.getvalue() == ""
+
+
+ROOT = Path(__file__).resolve().parents[2]
+FILES = ["default.db", "orders.db", "products.db", "users.db"]
+
+
+def _manage(*args: str, data_dir: Path, umask: int = 0o022) -> subprocess.CompletedProcess:
+    """``manage.py`` as a user runs it, on SQLite files in ``data_dir``, with a common umask."""
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_DATABASE_URL")}
+    env.update(DATA_DIR=str(data_dir), DJANGO_SETTINGS_MODULE="config.settings.local")
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+        umask=umask,
+    )
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_init_db_creates_a_private_data_folder_and_private_files_whatever_the_umask(tmp_path):
+    data = tmp_path / "new" / "data"
+    _manage("init_db", data_dir=data)
+    assert _mode(data) == 0o700
+    assert sorted(p.name for p in data.iterdir()) == FILES
+    assert {name: _mode(data / name) for name in FILES} == dict.fromkeys(FILES, 0o600)
+    # The service's own connections add the -wal and -shm files: SQLite gives them the mode of
+    # the database file.
+    script = (
+        "from django.db import connections\n"
+        "with connections['users'].cursor() as c: c.execute('SELECT count(*) FROM users')\n"
+        "import os, pathlib, stat\n"
+        "for p in sorted(pathlib.Path(os.environ['DATA_DIR']).glob('users.db*')):\n"
+        "    print(p.name, oct(stat.S_IMODE(p.stat().st_mode)))\n"
+    )
+    listed = _manage("shell", "-v", "0", "-c", script, data_dir=data).stdout.split()
+    assert listed == ["users.db", "0o600", "users.db-shm", "0o600", "users.db-wal", "0o600"]
+
+
+def test_init_db_tightens_database_files_readable_by_others_and_says_so(tmp_path):
+    _manage("init_db", "-v", "0", data_dir=tmp_path)
+    (tmp_path / "users.db").chmod(0o644)
+    (tmp_path / "orders.db").chmod(0o640)
+    result = _manage("init_db", "-v", "2", data_dir=tmp_path)
+    assert "users.db was readable by others (0644): now 0600." in result.stdout
+    assert "orders.db was readable by others (0640): now 0600." in result.stdout
+    assert "products.db was readable" not in result.stdout
+    assert {name: _mode(tmp_path / name) for name in FILES} == dict.fromkeys(FILES, 0o600)
+    assert _manage("init_db", data_dir=tmp_path).stdout == SEED_REPORT_LINES  # quiet at -v 1
+
+
+def test_an_existing_data_folder_keeps_its_mode(tmp_path):
+    tmp_path.chmod(0o755)  # the default DATA_DIR is the project folder: not ours to change
+    _manage("init_db", "-v", "0", data_dir=tmp_path)
+    assert _mode(tmp_path) == 0o755
+    assert _mode(tmp_path / "users.db") == 0o600

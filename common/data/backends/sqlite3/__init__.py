@@ -1,0 +1,1 @@
+"""Django's SQLite backend, opening existing files only (see ``base``)."""
