@@ -12,10 +12,10 @@ Messages follow DRF's wording, so that a client sees the same text from every en
 Text is what a person reads, so it must look like what is stored. A value made only of
 invisible characters (spaces, zero-width and other format characters) is blank; control
 characters (newlines, tabs, C0/C1 codes, the Unicode line and paragraph separators) and the
-bidirectional embedding, override and isolate characters, which can make text display
-differently from what it is (U+202E before ``gnp.exe`` shows it as ``exe.png``), are refused. Everything
-else a name may legitimately hold is kept: accents, any script, emoji and their zero-width-joiner
-sequences, a non-breaking space inside a name.
+bidirectional embedding, override and isolate characters, which make text display differently
+from what it is (U+202E before ``gnp.exe`` shows it as ``exe.png``), are refused. Everything
+else a name may legitimately hold is kept: accents, any script, emoji and their
+zero-width-joiner sequences, a non-breaking space inside a name.
 
 Numbers given as text take ASCII digits only. Python's own parsers also accept other scripts'
 digits (``int("١٠") == 10``, ``Decimal("５") == 5``) and underscores (``Decimal("1_000")``):
