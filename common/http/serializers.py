@@ -97,8 +97,9 @@ class RuleSerializer(serializers.Serializer):
                 continue
             unknown += 1
             if unknown <= MAX_UNKNOWN_FIELDS_NAMED:
+                article = "an" if self.resource_name[0] in "aeiou" else "a"
                 errors[str(key)] = [
-                    f"Unknown field. The fields of a {self.resource_name} are: "
+                    f"Unknown field. The fields of {article} {self.resource_name} are: "
                     f"{', '.join(self.rule_fields)}."
                 ]
         if unknown > MAX_UNKNOWN_FIELDS_NAMED:
