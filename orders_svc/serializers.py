@@ -42,5 +42,6 @@ class OrderSerializer(RuleSerializer):
     )
 
     resource_name = "order"
+    resource_article = "an"
     rule_fields = ("user_id", "product_id", "quantity")
     rule = staticmethod(rules.check_order)

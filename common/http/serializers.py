@@ -53,8 +53,9 @@ class RuleSerializer(serializers.Serializer):
     """
 
     rule_fields: ClassVar[tuple[str, ...]]
-    #: The resource in messages: "user", "product", "order".
+    #: The resource in messages: "user", "product", "order", and its article ("a", "an").
     resource_name: ClassVar[str]
+    resource_article: ClassVar[str] = "a"
 
     @staticmethod
     def rule(*values: Any) -> tuple[tuple[Any, ...] | None, dict[str, list[str]] | None]:
@@ -87,6 +88,7 @@ class RuleSerializer(serializers.Serializer):
         """A message for each key that is not one of ``rule_fields`` and may not be sent."""
         errors: dict[str, list[str]] = {}
         unknown = 0
+        resource = f"{self.resource_article} {self.resource_name}"
         for key in data:
             if key in self.rule_fields or key in _FORM_KEYS:
                 continue
@@ -97,10 +99,8 @@ class RuleSerializer(serializers.Serializer):
                 continue
             unknown += 1
             if unknown <= MAX_UNKNOWN_FIELDS_NAMED:
-                article = "an" if self.resource_name[0] in "aeiou" else "a"
                 errors[str(key)] = [
-                    f"Unknown field. The fields of {article} {self.resource_name} are: "
-                    f"{', '.join(self.rule_fields)}."
+                    f"Unknown field. The fields of {resource} are: {', '.join(self.rule_fields)}."
                 ]
         if unknown > MAX_UNKNOWN_FIELDS_NAMED:
             errors["non_field_errors"] = [
