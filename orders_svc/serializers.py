@@ -27,7 +27,10 @@ from orders_svc import rules
     ]
 )
 class OrderSerializer(RuleSerializer):
-    id = serializers.IntegerField(read_only=True, help_text="Assigned by the orders service.")
+    id = serializers.IntegerField(
+        read_only=True,
+        help_text="Assigned by the orders service; an update may send it back unchanged.",
+    )
     user_id = serializers.IntegerField(
         min_value=1, help_text="Id of an existing user (checked in the users database)."
     )
@@ -38,5 +41,7 @@ class OrderSerializer(RuleSerializer):
         min_value=1, max_value=MAX_INT, help_text="How many; greater than 0."
     )
 
+    resource_name = "order"
+    resource_article = "an"
     rule_fields = ("user_id", "product_id", "quantity")
     rule = staticmethod(rules.check_order)

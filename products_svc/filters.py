@@ -2,6 +2,7 @@
 
 from django_filters import rest_framework as filters
 
+from common.http.filters import AmountFilter
 from products_svc import rules
 from products_svc.models import Product
 
@@ -13,10 +14,10 @@ class ProductFilter(filters.FilterSet):
     name_contains = filters.CharFilter(
         field_name="name", lookup_expr="icontains", help_text="Part of the name, ignoring case."
     )
-    min_price = filters.NumberFilter(
+    min_price = AmountFilter(
         field_name="price", lookup_expr="gte", help_text="Price at least this.", **_PRICE
     )
-    max_price = filters.NumberFilter(
+    max_price = AmountFilter(
         field_name="price", lookup_expr="lte", help_text="Price at most this.", **_PRICE
     )
 

@@ -22,9 +22,13 @@ from products_svc import rules
     ]
 )
 class ProductSerializer(RuleSerializer):
-    id = serializers.IntegerField(read_only=True, help_text="Assigned by the products service.")
+    id = serializers.IntegerField(
+        read_only=True,
+        help_text="Assigned by the products service; an update may send it back unchanged.",
+    )
     name = serializers.CharField(
-        max_length=rules.NAME_MAX_LENGTH, help_text="Not blank; stored without outer spaces."
+        max_length=rules.NAME_MAX_LENGTH,
+        help_text="Not blank, no control or bidi override characters; stored without outer spaces.",
     )
     price = serializers.DecimalField(
         max_digits=rules.PRICE_MAX_DIGITS,
@@ -33,5 +37,6 @@ class ProductSerializer(RuleSerializer):
         "returned as a string (money is never a float).",
     )
 
+    resource_name = "product"
     rule_fields = ("name", "price")
     rule = staticmethod(rules.check_product)

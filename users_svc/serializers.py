@@ -22,15 +22,20 @@ from users_svc import rules
     ]
 )
 class UserSerializer(RuleSerializer):
-    id = serializers.IntegerField(read_only=True, help_text="Assigned by the users service.")
+    id = serializers.IntegerField(
+        read_only=True,
+        help_text="Assigned by the users service; an update may send it back unchanged.",
+    )
     name = serializers.CharField(
         max_length=rules.NAME_MAX_LENGTH,
-        help_text="Not blank (whitespace alone counts as blank); stored without outer spaces.",
+        help_text="Not blank (whitespace or other invisible characters alone count as blank), "
+        "no control or bidi override characters; stored without outer spaces.",
     )
     email = serializers.EmailField(
         max_length=rules.EMAIL_MAX_LENGTH,
         help_text="A valid email address. Several users may share one.",
     )
 
+    resource_name = "user"
     rule_fields = ("name", "email")
     rule = staticmethod(rules.check_user)

@@ -8,10 +8,23 @@ commands. They run once per field of every ingested record, which is why they ar
 plain functions with early returns instead of DRF fields (about 10x cheaper per record).
 
 Messages follow DRF's wording, so that a client sees the same text from every endpoint.
+
+Text is what a person reads, so it must look like what is stored. A value made only of
+invisible characters (spaces, zero-width and other format characters) is blank; control
+characters (newlines, tabs, C0/C1 codes, the Unicode line and paragraph separators) and the
+bidirectional embedding, override and isolate characters, which make text display differently
+from what it is (U+202E before ``gnp.exe`` shows it as ``exe.png``), are refused. Everything
+else a name may legitimately hold is kept: accents, any script, emoji and their
+zero-width-joiner sequences, a non-breaking space inside a name.
+
+Numbers given as text take ASCII digits only. Python's own parsers also accept other scripts'
+digits (``int("١٠") == 10``, ``Decimal("５") == 5``) and underscores (``Decimal("1_000")``):
+no client means a price of 1000 by ``"1_000"``, and silently reading it as one hides a bug.
 """
 
 import math
 import re
+import unicodedata
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -48,6 +61,13 @@ NUL_CHARACTER = "Null characters are not allowed."
 NOT_AN_INTEGER = "A valid integer is required."
 NOT_A_NUMBER = "A valid number is required."
 INVALID_EMAIL = "Enter a valid email address."
+CONTROL_CHARACTER = (
+    "Control characters (newlines, tabs, line separators and other non-printing codes) "
+    "are not allowed."
+)
+BIDI_CHARACTER = (
+    "Bidirectional override characters (U+202A to U+202E, U+2066 to U+2069) are not allowed."
+)
 
 
 class Invalid:
@@ -77,13 +97,49 @@ _NOT_AN_INTEGER = Invalid(NOT_AN_INTEGER)
 _NOT_A_NUMBER = Invalid(NOT_A_NUMBER)
 _INVALID_EMAIL = Invalid(INVALID_EMAIL)
 _NOT_UTF8 = Invalid("Text must be valid Unicode.")
+_CONTROL_CHARACTER = Invalid(CONTROL_CHARACTER)
+_BIDI_CHARACTER = Invalid(BIDI_CHARACTER)
+
+# Refused anywhere in a text: the control characters (category Cc), the line and paragraph
+# separators, and the bidi embeddings, overrides and isolates. One regex scans in C.
+_REFUSED_CHARACTER = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_BIDI_CHARACTERS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+# Letters and symbols that render as nothing, used to fake a name that looks blank: the Hangul
+# fillers, the blank Braille pattern, the combining grapheme joiner, Khmer inherent vowels.
+_INVISIBLE_GLYPHS = frozenset("\u115f\u1160\u3164\uffa0\u2800\u034f\u17b4\u17b5")
+
+
+def _is_invisible(character: str) -> bool:
+    """True for a character that shows nothing on its own: whitespace, a format character
+    (category Cf: zero-width space and joiners, word joiner, byte order mark, soft hyphen...), a
+    variation selector, or one of the blank-looking glyphs above."""
+    return (
+        character.isspace()
+        or character in _INVISIBLE_GLYPHS
+        or unicodedata.category(character) == "Cf"
+        or "\ufe00" <= character <= "\ufe0f"
+        or "\U000e0100" <= character <= "\U000e01ef"
+    )
+
+
+def _refused_character(text: str) -> "Invalid | None":
+    """The message for the first character no text may hold, or None."""
+    found = _REFUSED_CHARACTER.search(text)
+    if found is None:
+        return None
+    character = found.group()
+    if character == "\x00":
+        # PostgreSQL cannot store NUL in text, and no name or address legitimately holds one.
+        return _NUL_CHARACTER
+    return _BIDI_CHARACTER if character in _BIDI_CHARACTERS else _CONTROL_CHARACTER
 
 
 def clean_text(value: Any, max_length: int) -> "str | Invalid":
     """A non-blank string of at most ``max_length`` characters, stripped of outer whitespace.
 
-    Whitespace alone counts as blank. Numbers are not silently turned into text: a name that
-    arrives as ``42`` is a client bug worth reporting.
+    Whitespace and other invisible characters alone count as blank; control and bidi override
+    characters are refused (see the module docstring). Numbers are not silently turned into
+    text: a name that arrives as ``42`` is a client bug worth reporting.
     """
     if type(value) is not str:
         if value is UNSET:
@@ -98,22 +154,24 @@ def clean_text(value: Any, max_length: int) -> "str | Invalid":
         return _BLANK
     if len(text) > max_length:
         return Invalid(f"Ensure this field has no more than {max_length} characters.")
-    if "\x00" in text:
-        # PostgreSQL cannot store NUL in text, and no name or address legitimately holds one.
-        return _NUL_CHARACTER
-    if not text.isascii():
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:  # a lone surrogate, e.g. from a form post
-            return _NOT_UTF8
-    return text
+    if text.isascii():
+        # The common case: on ASCII, isprintable() is False exactly for \x00-\x1f and \x7f.
+        return text if text.isprintable() else _refused_character(text)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate, e.g. from a form post
+        return _NOT_UTF8
+    # all() stops at the first visible character: one step for an ordinary name.
+    if all(_is_invisible(character) for character in text):
+        return _BLANK
+    return _refused_character(text) or text
 
 
 # The common shape of an address (dot-atom local part, ASCII host names), checked in one regex.
 # It accepts a strict subset of what Django's EmailValidator accepts, so that anything it lets
 # through Django would also accept; everything else (quoted local parts, IP literals,
 # international domains, near-misses) goes to Django's validator for the final word.
-# tests/common/test_validation.py proves the subset property on generated addresses.
+# tests/common/data/test_validation.py proves the subset property on generated addresses.
 _COMMON_EMAIL = re.compile(
     # Possessive quantifiers: no backtracking, about a third faster than the greedy version.
     r"[-!#$%&'*+/=?^_`{}|~0-9A-Za-z]++(?:\.[-!#$%&'*+/=?^_`{}|~0-9A-Za-z]++)*+"
@@ -149,14 +207,17 @@ def clean_email(value: Any, max_length: int) -> "str | Invalid":
     return text
 
 
+# ASCII digits only (re's [0-9] never matches other scripts' digits), no underscores.
 _INTEGER_STRING = re.compile(r"[-+]?[0-9]+(?:\.0*)?")
+_DECIMAL_STRING = re.compile(r"[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
 
 
 def clean_int(value: Any, greater_than: int, max_value: int) -> "int | Invalid":
     """An integer with ``greater_than < value <= max_value``.
 
     Like DRF's IntegerField it accepts ``5``, ``5.0`` and ``"5"``; it refuses booleans, ``5.5``,
-    NaN, infinities and anything else.
+    NaN, infinities, strings in other digits than ASCII (``"١٠"``) or with underscores
+    (``"1_000"``), and anything else.
     """
     if type(value) is not int:
         if value is UNSET:
@@ -197,8 +258,9 @@ def clean_decimal(
 ) -> "Decimal | Invalid":
     """A finite decimal above ``greater_than`` that fits ``max_digits``/``decimal_places``.
 
-    Accepts JSON numbers and numeric strings. Floats go through their shortest text form, so
-    ``19.99`` becomes ``Decimal("19.99")``, never ``19.989999...``. The result is quantized to
+    Accepts JSON numbers and numeric strings in ASCII digits (``"19.99"``, ``"1e3"``). Floats go
+    through their shortest text form, so ``19.99`` becomes ``Decimal("19.99")``, never
+    ``19.989999...``. The result is quantized to
     ``decimal_places`` so that ``1000``, ``1000.0`` and ``"1000.00"`` are the same price.
     """
     if isinstance(value, bool):
@@ -211,13 +273,15 @@ def clean_decimal(
         number = Decimal(int(value))
     elif isinstance(value, str):
         text = value.strip()
-        if len(text) > 64:
+        # The regex leaves out what Decimal() would also read: other scripts' digits ("١٠"),
+        # underscores ("1_000"), NaN and the infinities.
+        if len(text) > 64 or not _DECIMAL_STRING.fullmatch(text):
             return _NOT_A_NUMBER
         try:
             number = Decimal(text)
-        except InvalidOperation:
-            return _NOT_A_NUMBER
-        if not number.is_finite():
+        except (
+            InvalidOperation
+        ):  # an exponent beyond Decimal's range, e.g. "1e99999999999999999999"
             return _NOT_A_NUMBER
     elif value is UNSET:
         return _REQUIRED
@@ -244,7 +308,7 @@ def clean_decimal(
 # ASCII text, plain JSON numbers. These functions accept exactly those in a few operations and
 # return None for anything else, which then goes through the full cleaner above for the verdict
 # and the message. Whenever one returns a value, it is the value the full cleaner returns
-# (tests/common/test_validation.py checks this on generated input), so a rule that tries them
+# (tests/common/data/test_validation.py checks this on generated input), so a rule that tries them
 # first decides exactly as the full cleaners alone would.
 
 
@@ -252,7 +316,7 @@ def plain_text(value: Any, max_length: int) -> str | None:
     """``clean_text``'s result for ordinary ASCII text, else None."""
     if type(value) is str and value.isascii():
         text = value.strip()
-        if text and len(text) <= max_length and "\x00" not in text:
+        if text and len(text) <= max_length and text.isprintable():
             return text
     return None
 

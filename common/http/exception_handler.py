@@ -6,6 +6,7 @@ oversized-body error, so that a client always gets JSON and never an HTML error 
 
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError, InterfaceError, OperationalError, ProgrammingError
 from rest_framework import status
@@ -13,8 +14,9 @@ from rest_framework.exceptions import ErrorDetail, NotAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
-from common.exceptions import PayloadTooLarge, RecordInvalid, RecordNotFound, RecordReferenced
+from common.exceptions import RecordInvalid, RecordNotFound, RecordReferenced
 from common.http.auth import TOKEN_NEEDED
+from common.http.json import body_too_large
 from common.ops.health import SERVICE_OF, DatabaseHealth, probe_all
 
 
@@ -81,7 +83,7 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     if down := _wrong_database(exc):
         return unavailable_response(exc, down)
     if isinstance(exc, RequestDataTooBig):
-        exc = PayloadTooLarge(str(exc))
+        exc = body_too_large(settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
     if isinstance(exc, NotAuthenticated):  # DRF's own message does not say how to get in
         exc.detail = ErrorDetail(TOKEN_NEEDED, code=exc.default_code)
     response = exception_handler(exc, context)

@@ -1,8 +1,8 @@
 """orjson-backed DRF renderer and parser: the same JSON as DRF's, several times faster.
 
-The parser also enforces ``DATA_UPLOAD_MAX_MEMORY_SIZE``: DRF reads the request stream
-directly, which skips Django's own body-size check, so an oversized body would otherwise be
-read whole into memory.
+The parser also enforces ``DATA_UPLOAD_MAX_MEMORY_SIZE`` (set by ``API_MAX_BODY_BYTES``, 1 MiB
+by default): DRF reads the request stream directly, which skips Django's own body-size check,
+so an oversized body would otherwise be read whole into memory.
 """
 
 import json
@@ -52,13 +52,19 @@ class ORJSONRenderer(BaseRenderer):
         return dumps(data, indent=indent)
 
 
+def body_too_large(limit: int) -> PayloadTooLarge:
+    """The 413 of a body above ``API_MAX_BODY_BYTES`` (JSON here, forms through Django)."""
+    return PayloadTooLarge(
+        f"Request body is larger than the limit of {limit} bytes (API_MAX_BODY_BYTES); "
+        "POST /ingest/ takes batches."
+    )
+
+
 def read_limited(stream, limit: int) -> bytes:
     """Read a request body of at most ``limit`` bytes, or refuse it with a 413."""
     body = stream.read(limit + 1)
     if len(body) > limit:
-        raise PayloadTooLarge(
-            f"Request body is larger than the limit of {limit} bytes (DATA_UPLOAD_MAX_MEMORY_SIZE)."
-        )
+        raise body_too_large(limit)
     return body
 
 

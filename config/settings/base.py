@@ -174,9 +174,10 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": int(INGEST_JOB_STALE_AFTER * 3),
 }
 
-# Django refuses bodies above this when read through request.body; the ingest endpoint reads
-# its body itself against INGEST_MAX_BODY_BYTES, and other JSON endpoints against this.
-DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("API_MAX_BODY_BYTES", INGEST_MAX_BODY_BYTES, minimum=1024)
+# The body limit of every endpoint but POST /ingest/ (which reads its body itself against
+# INGEST_MAX_BODY_BYTES): a single record is a few hundred bytes, so 1 MiB is ample and keeps a
+# padded body from costing a worker gigabytes. Django and the JSON parser both enforce it.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("API_MAX_BODY_BYTES", 1024 * 1024, minimum=1024)
 
 # --- Who may do what (common.http.auth) ----------------------------------------------------------
 API_READS_REQUIRE_TOKEN = env_bool("API_READS_REQUIRE_TOKEN", False)

@@ -1,4 +1,5 @@
 """/products/: what a client sees, and what lands in the products database."""
+# ruff: noqa: RUF001 (look-alike digits and invisible characters are the point of some cases)
 
 import shutil
 import sqlite3
@@ -6,13 +7,28 @@ import subprocess
 from contextlib import closing
 from decimal import Decimal
 
+import orjson
 import pytest
 from django.db import connections
 
+from orders_svc.models import Order
 from products_svc.models import Product
 from tests.factories import make_order, make_product, make_user
+from users_svc.models import User
 
 pytestmark = pytest.mark.django_db(databases="__all__")
+
+NOT_A_NUMBER = "A valid number is required."
+UNKNOWN = "Unknown field. The fields of a product are: name, price."
+
+
+def _rows():
+    """Every row of every service's database, as a client would check them."""
+    return (
+        User.objects.count(),
+        list(Product.objects.values_list("id", "name", "price")),
+        Order.objects.count(),
+    )
 
 
 @pytest.mark.parametrize(
@@ -68,7 +84,98 @@ def test_invalid_product_is_a_400_and_nothing_written(api, payload, errors):
     response = api.post("/products/", payload)
     assert response.status_code == 400
     assert response.json() == errors
-    assert not Product.objects.exists()
+    assert _rows() == (0, [], 0)
+
+
+@pytest.mark.parametrize(
+    "price",
+    [
+        "١٠",  # Arabic-Indic: Decimal() reads 10
+        "٥.٥٠",
+        "５",  # fullwidth: Decimal() reads 5
+        "１０００.００",
+        "1_000",  # Decimal() reads 1000
+        "1_000.00",
+        "१९.९९",  # Devanagari
+        "-Infinity",
+        "sNaN",
+        "1e99999999999999999999",
+    ],
+)
+def test_a_price_in_other_digits_than_ascii_is_a_400_and_nothing_written(api, price):
+    response = api.post("/products/", {"name": "Earbuds", "price": price})
+    assert response.status_code == 400
+    assert response.json() == {"price": [NOT_A_NUMBER]}
+    assert _rows() == (0, [], 0)
+
+
+def test_a_price_update_in_other_digits_changes_nothing(api):
+    product = make_product()
+    for method, payload in (
+        ("put", {"name": "Laptop", "price": "١٠"}),
+        ("patch", {"price": "1_0"}),
+    ):
+        response = getattr(api, method)(f"/products/{product.id}/", payload)
+        assert response.status_code == 400, method
+        assert response.json() == {"price": [NOT_A_NUMBER]}
+    assert _rows() == (0, [(product.id, "Laptop", Decimal("1000.00"))], 0)
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("\u200b\u200b", "This field may not be blank."),
+        ("\ufeff \u2060", "This field may not be blank."),
+        (
+            "Lap\ntop",
+            "Control characters (newlines, tabs, line separators and other non-printing codes) "
+            "are not allowed.",
+        ),
+        (
+            "Laptop\u202e",
+            "Bidirectional override characters (U+202A to U+202E, U+2066 to U+2069) are not "
+            "allowed.",
+        ),
+    ],
+)
+def test_a_product_name_of_invisible_control_or_bidi_characters_is_a_400(api, name, message):
+    response = api.post("/products/", {"name": name, "price": "10"})
+    assert response.status_code == 400
+    assert response.json() == {"name": [message]}
+    assert _rows() == (0, [], 0)
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH"])
+def test_an_unknown_field_is_a_400_naming_it_and_nothing_written(api, method):
+    product = make_product()
+    url = "/products/" if method == "POST" else f"/products/{product.id}/"
+    payload = {"name": "Mouse", "price": "30", "currency": "EUR"}
+    response = api.generic(method, url, orjson.dumps(payload), content_type="application/json")
+    assert response.status_code == 400
+    assert response.json() == {"currency": [UNKNOWN]}
+    assert _rows() == (0, [(product.id, "Laptop", Decimal("1000.00"))], 0)
+
+
+def test_a_repeated_key_is_a_400_even_when_its_last_value_is_valid(api):
+    body = '{"name": "Mouse", "price": -1, "price": "30"}'
+    response = api.generic("POST", "/products/", body, content_type="application/json")
+    assert response.status_code == 400
+    assert response.json() == {
+        "detail": "JSON parse error - the key 'price' appears more than once in an object; "
+        "send each key once.",
+        "code": "parse_error",
+    }
+    assert _rows() == (0, [], 0)
+
+
+def test_a_body_above_one_mib_is_a_413(api):
+    body = b'{"name": "Mouse", "price": "30", "pad": "' + b"x" * (1024 * 1024) + b'"}'
+    response = api.generic("POST", "/products/", body, content_type="application/json")
+    assert response.status_code == 413
+    assert response.json()["detail"].startswith(
+        "Request body is larger than the limit of 1048576 bytes (API_MAX_BODY_BYTES)"
+    )
+    assert _rows() == (0, [], 0)
 
 
 def test_list_filters_by_name_and_price_and_orders_by_price(api):
@@ -82,24 +189,43 @@ def test_list_filters_by_name_and_price_and_orders_by_price(api):
     assert names("/products/?ordering=price&page_size=2") == ["laptop", "Mouse"]
 
 
-@pytest.mark.parametrize("query", ["min_price=abc", "max_price=1e40", "min_price=1.234"])
-def test_bad_filter_values_are_400s(api, query):
+@pytest.mark.parametrize(
+    ("query", "errors"),
+    [
+        ("min_price=abc", {"min_price": ["Enter a number."]}),
+        (
+            "max_price=1e40",
+            {"max_price": ["Ensure that there are no more than 12 digits in total."]},
+        ),
+        (
+            "min_price=1.234",
+            {"min_price": ["Ensure that there are no more than 2 decimal places."]},
+        ),
+        ("min_price=١٠", {"min_price": ["Enter a number."]}),  # Decimal() reads 10
+        ("max_price=５", {"max_price": ["Enter a number."]}),
+        ("min_price=1_000", {"min_price": ["Enter a number."]}),
+        ("max_price=NaN", {"max_price": ["Enter a number."]}),
+    ],
+)
+def test_bad_filter_values_are_400s(api, query, errors):
+    make_product()
     response = api.get(f"/products/?{query}")
     assert response.status_code == 400
-    assert response.json()
+    assert response.json() == errors
 
 
 def test_update_and_patch(api):
     product = make_product()
-    assert (
-        api.put(f"/products/{product.id}/", {"name": "Laptop Pro", "price": "1500.5"}).json()[
-            "price"
-        ]
-        == "1500.50"
-    )
-    assert api.patch(f"/products/{product.id}/", {"price": -1}).status_code == 400
-    product.refresh_from_db()
-    assert (product.name, product.price) == ("Laptop Pro", Decimal("1500.50"))
+    response = api.put(f"/products/{product.id}/", {"name": "Laptop Pro", "price": "1500.5"})
+    assert response.status_code == 200
+    assert response.json() == {"id": product.id, "name": "Laptop Pro", "price": "1500.50"}
+    response = api.patch(f"/products/{product.id}/", {"price": -1})
+    assert response.status_code == 400
+    assert response.json() == {"price": ["Ensure this value is greater than 0."]}
+    response = api.patch(f"/products/{product.id}/", {"id": product.id, "price": 20})
+    assert response.status_code == 200
+    assert response.json() == {"id": product.id, "name": "Laptop Pro", "price": "20.00"}
+    assert _rows() == (0, [(product.id, "Laptop Pro", Decimal("20.00"))], 0)
 
 
 def test_delete_referenced_product_is_a_409_and_unreferenced_is_a_204(api):

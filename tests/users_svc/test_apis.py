@@ -1,12 +1,32 @@
 """/users/: what a client sees, and what lands in the users database."""
+# ruff: noqa: RUF001 (look-alike and invisible characters are the point of some cases)
 
+import orjson
 import pytest
 
 from orders_svc.models import Order
+from products_svc.models import Product
 from tests.factories import make_order, make_product, make_user
 from users_svc.models import User
 
 pytestmark = pytest.mark.django_db(databases="__all__")
+
+CONTROL = (
+    "Control characters (newlines, tabs, line separators and other non-printing codes) "
+    "are not allowed."
+)
+BIDI = "Bidirectional override characters (U+202A to U+202E, U+2066 to U+2069) are not allowed."
+BLANK = "This field may not be blank."
+UNKNOWN = "Unknown field. The fields of a user are: name, email."
+
+
+def _rows():
+    """Every row of every service's database, as a client would check them."""
+    return (
+        list(User.objects.values_list("id", "name", "email")),
+        Product.objects.count(),
+        Order.objects.count(),
+    )
 
 
 def test_create_user_returns_201_and_writes_the_users_database(api):
@@ -53,24 +73,254 @@ def test_invalid_user_is_a_400_with_field_messages_and_nothing_written(api, payl
 
 
 @pytest.mark.parametrize(
-    ("body", "content_type"),
+    ("body", "expected"),
     [
-        ('{"name": "Jane",', "application/json"),
-        ("[1, 2]", "application/json"),
-        ('"Jane"', "application/json"),
-        ("null", "application/json"),
+        (
+            '{"name": "Jane",',
+            {
+                "detail": "JSON parse error - unexpected end of data: line 1 column 17 (char 16)",
+                "code": "parse_error",
+            },
+        ),
+        ("[1, 2]", {"non_field_errors": ["Expected a JSON object, got array."]}),
+        ('"Jane"', {"non_field_errors": ["Expected a JSON object, got string."]}),
+        ("null", {"non_field_errors": ["Expected a JSON object, got null."]}),
+        ("7", {"non_field_errors": ["Expected a JSON object, got number."]}),
+        ("", {"name": ["This field is required."], "email": ["This field is required."]}),
     ],
 )
-def test_malformed_or_wrong_shape_body_is_a_400(api, body, content_type):
-    response = api.generic("POST", "/users/", body, content_type=content_type)
+def test_malformed_or_wrong_shape_body_is_a_400(api, body, expected):
+    response = api.generic("POST", "/users/", body, content_type="application/json")
     assert response.status_code == 400
-    assert response.json()
-    assert not User.objects.exists()
+    assert response.json() == expected
+    assert _rows() == ([], 0, 0)
 
 
 def test_unsupported_content_type_is_a_415(api):
     response = api.generic("POST", "/users/", "name=x", content_type="text/plain")
     assert response.status_code == 415
+    assert response.json() == {
+        "detail": 'Unsupported media type "text/plain" in request.',
+        "code": "unsupported_media_type",
+    }
+    assert _rows() == ([], 0, 0)
+
+
+@pytest.mark.parametrize(
+    ("payload", "errors"),
+    [
+        # Only invisible characters: blank.
+        ({"name": "\u200b", "email": "jane@example.com"}, {"name": [BLANK]}),
+        (
+            {"name": "\u200b\u200c\u200d\u2060\ufeff", "email": "jane@example.com"},
+            {"name": [BLANK]},
+        ),
+        ({"name": " \u3164 \u2800", "email": "jane@example.com"}, {"name": [BLANK]}),
+        # Control characters and separators inside the name.
+        ({"name": "Ja\nne", "email": "jane@example.com"}, {"name": [CONTROL]}),
+        ({"name": "Ja\r\nne", "email": "jane@example.com"}, {"name": [CONTROL]}),
+        ({"name": "Ja\tne", "email": "jane@example.com"}, {"name": [CONTROL]}),
+        ({"name": "Jane\x1b[2J", "email": "jane@example.com"}, {"name": [CONTROL]}),
+        ({"name": "Ja\x7fne", "email": "jane@example.com"}, {"name": [CONTROL]}),
+        ({"name": "Ja\x85ne", "email": "jane@example.com"}, {"name": [CONTROL]}),
+        ({"name": "Ja\u2028ne", "email": "jane@example.com"}, {"name": [CONTROL]}),
+        # Bidi overrides and isolates.
+        ({"name": "\u202egnp.exe", "email": "jane@example.com"}, {"name": [BIDI]}),
+        ({"name": "Jane\u2066Doe", "email": "jane@example.com"}, {"name": [BIDI]}),
+        # Emails go through the same text rules first.
+        ({"name": "Jane", "email": '"ja\x01ne"@example.com'}, {"email": [CONTROL]}),
+        ({"name": "Jane", "email": "jane@exa\u202emple.com"}, {"email": [BIDI]}),
+        (
+            {"name": "Ja\u202ene", "email": "jane@exa\u2067mple.com"},
+            {"name": [BIDI], "email": [BIDI]},
+        ),
+    ],
+)
+def test_invisible_control_and_bidi_characters_are_a_400_and_nothing_written(api, payload, errors):
+    response = api.post("/users/", payload)
+    assert response.status_code == 400
+    assert response.json() == errors
+    assert _rows() == ([], 0, 0)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Zoë Ångström",
+        "李小龍",
+        "👨\u200d👩\u200d👧",
+        "Jean\u00a0Dupont",
+        "מרים כהן",
+        "O'Brien-Smith",
+    ],
+)
+def test_legitimate_names_are_stored_as_sent(api, name):
+    response = api.post("/users/", {"name": name, "email": "jane@example.com"})
+    assert response.status_code == 201
+    assert response.json() == {
+        "id": response.json()["id"],
+        "name": name,
+        "email": "jane@example.com",
+    }
+    assert _rows() == ([(response.json()["id"], name, "jane@example.com")], 0, 0)
+
+
+def test_a_repeated_key_is_a_400_even_when_its_last_value_is_valid(api):
+    # orjson keeps the last value ("Alice", valid): only the parser's own check refuses this.
+    body = '{"name": "", "name": "Alice", "email": "alice@example.com"}'
+    response = api.generic("POST", "/users/", body, content_type="application/json")
+    assert response.status_code == 400
+    assert response.json() == {
+        "detail": "JSON parse error - the key 'name' appears more than once in an object; "
+        "send each key once.",
+        "code": "parse_error",
+    }
+    assert _rows() == ([], 0, 0)
+
+
+def test_a_repeated_key_in_an_update_changes_nothing(api):
+    user = make_user()
+    body = '{"name": "Alicia", "email": "x@example.com", "email": "alicia@example.com"}'
+    for method in ("PUT", "PATCH"):
+        response = api.generic(method, f"/users/{user.id}/", body, content_type="application/json")
+        assert response.status_code == 400, method
+        assert "the key 'email' appears more than once" in response.json()["detail"]
+    assert _rows() == ([(user.id, "Alice", "alice@example.com")], 0, 0)
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH"])
+def test_an_unknown_field_is_a_400_naming_it_and_nothing_written(api, method):
+    user = make_user()
+    url = "/users/" if method == "POST" else f"/users/{user.id}/"
+    payload = {"name": "Jane", "email": "jane@example.com", "pad": [{}, {}], "emial": "x"}
+    response = api.generic(method, url, orjson.dumps(payload), content_type="application/json")
+    assert response.status_code == 400
+    assert response.json() == {"pad": [UNKNOWN], "emial": [UNKNOWN]}
+    assert _rows() == ([(user.id, "Alice", "alice@example.com")], 0, 0)
+
+
+def test_unknown_fields_are_reported_with_the_field_errors(api):
+    response = api.post("/users/", {"name": " ", "email": "jane@example.com", "age": 7})
+    assert response.status_code == 400
+    assert response.json() == {"name": [BLANK], "age": [UNKNOWN]}
+    assert _rows() == ([], 0, 0)
+
+
+def test_an_unknown_field_in_a_form_post_is_a_400_too(api):
+    body = "name=Jane&email=jane%40example.com&pad=1"
+    response = api.generic(
+        "POST", "/users/", body, content_type="application/x-www-form-urlencoded"
+    )
+    assert response.status_code == 400
+    assert response.json() == {"pad": [UNKNOWN]}
+    assert _rows() == ([], 0, 0)
+
+
+def test_many_unknown_fields_name_the_first_twenty_only(api):
+    payload = {"name": "Jane", "email": "jane@example.com"} | {f"k{i}": 0 for i in range(5000)}
+    response = api.post("/users/", payload)
+    assert response.status_code == 400
+    body = response.json()
+    assert body == {
+        **{f"k{i}": [UNKNOWN] for i in range(20)},
+        "non_field_errors": ["5000 unknown fields in all; the first 20 are named."],
+    }
+    assert len(response.content) < len(orjson.dumps(payload))
+    assert _rows() == ([], 0, 0)
+
+
+def test_an_update_may_send_back_what_it_read(api):
+    user = make_user()
+    read = api.get(f"/users/{user.id}/").json()
+    response = api.put(f"/users/{user.id}/", {**read, "name": "Alicia"})
+    assert response.status_code == 200
+    assert response.json() == {"id": user.id, "name": "Alicia", "email": "alice@example.com"}
+    response = api.patch(f"/users/{user.id}/", {"id": user.id, "email": "al@example.com"})
+    assert response.status_code == 200
+    assert _rows() == ([(user.id, "Alicia", "al@example.com")], 0, 0)
+
+
+def test_an_id_that_is_not_the_records_own_is_a_400(api):
+    user = make_user()
+    for method in ("PUT", "PATCH"):
+        for other in (user.id + 1, str(user.id), None, True):
+            payload = {"id": other, "name": "Alicia", "email": "alicia@example.com"}
+            response = api.generic(
+                method, f"/users/{user.id}/", orjson.dumps(payload), content_type="application/json"
+            )
+            assert response.status_code == 400, (method, other)
+            assert response.json() == {
+                "id": [
+                    f"This is user {user.id}: the id cannot be changed "
+                    f"(send {user.id}, or leave it out)."
+                ]
+            }
+    assert _rows() == ([(user.id, "Alice", "alice@example.com")], 0, 0)
+
+
+def test_a_create_with_an_id_is_a_400_and_a_null_id_is_ignored(api):
+    response = api.post("/users/", {"id": 77, "name": "Jane", "email": "jane@example.com"})
+    assert response.status_code == 400
+    assert response.json() == {
+        "id": [
+            "The id of a new user is assigned by the service; leave it out "
+            "(POST /ingest/ takes records with chosen ids)."
+        ]
+    }
+    assert _rows() == ([], 0, 0)
+    response = api.post("/users/", {"id": None, "name": "Jane", "email": "jane@example.com"})
+    assert response.status_code == 201
+    assert _rows() == ([(response.json()["id"], "Jane", "jane@example.com")], 0, 0)
+
+
+MIB = 1024 * 1024
+TOO_LARGE = {
+    "detail": f"Request body is larger than the limit of {MIB} bytes (API_MAX_BODY_BYTES); "
+    "POST /ingest/ takes batches.",
+    "code": "payload_too_large",
+}
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH"])
+def test_a_body_above_one_mib_is_a_413_naming_the_setting(api, method):
+    user = make_user()
+    url = "/users/" if method == "POST" else f"/users/{user.id}/"
+    # The review's body: valid fields padded with an unknown field to just over the limit.
+    body = b'{"name": "Jane", "email": "jane@example.com", "pad": [' + b"{}," * (MIB // 3) + b"{}]}"
+    assert len(body) > MIB
+    response = api.generic(method, url, body, content_type="application/json")
+    assert response.status_code == 413
+    assert response.json() == TOO_LARGE
+    assert _rows() == ([(user.id, "Alice", "alice@example.com")], 0, 0)
+
+
+def test_a_form_body_above_the_limit_is_a_413_naming_the_setting_too(api):
+    body = "name=Jane&email=jane%40example.com&pad=" + "x" * MIB
+    response = api.generic(
+        "POST", "/users/", body, content_type="application/x-www-form-urlencoded"
+    )
+    assert response.status_code == 413
+    assert response.json() == TOO_LARGE
+    assert _rows() == ([], 0, 0)
+
+
+def test_a_body_within_the_limit_is_read(api):
+    body = b'{"name": "Jane", "email": "jane@example.com"}' + b" " * (MIB - 100)
+    response = api.generic("POST", "/users/", body, content_type="application/json")
+    assert response.status_code == 201
+    assert _rows() == ([(response.json()["id"], "Jane", "jane@example.com")], 0, 0)
+
+
+def test_the_body_limit_is_configurable(api, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 2048
+    response = api.post(
+        "/users/", {"name": "J" * 200, "email": "jane@example.com", "x": "y" * 3000}
+    )
+    assert response.status_code == 413
+    assert response.json()["detail"].startswith(
+        "Request body is larger than the limit of 2048 bytes (API_MAX_BODY_BYTES)"
+    )
+    assert _rows() == ([], 0, 0)
 
 
 def test_list_is_paginated_filtered_and_ordered(api):
@@ -116,11 +366,19 @@ def test_retrieve_and_404s(api):
         "name": "Alice",
         "email": "alice@example.com",
     }
-    for url in ("/users/999999/", "/users/abc/", "/users/99999999999999999999999/"):
+    response = api.get("/users/999999/")
+    assert response.status_code == 404
+    assert response.json() == {"detail": "No User matches the given query.", "code": "not_found"}
+    for url in ("/users/abc/", "/users/99999999999999999999999/", "/users/١٠/"):
         response = api.get(url)
         assert response.status_code == 404, url
-        assert "detail" in response.json()
-    assert api.get("/users/?page=99").status_code == 404
+        assert response.json() == {
+            "detail": f"No endpoint at {url}. See / for the list.",
+            "code": "not_found",
+        }
+    response = api.get("/users/?page=99")
+    assert response.status_code == 404
+    assert response.json() == {"detail": "Invalid page.", "code": "not_found"}
 
 
 def test_put_replaces_and_patch_changes_one_field(api):
@@ -137,12 +395,16 @@ def test_put_replaces_and_patch_changes_one_field(api):
 
 def test_put_without_a_field_and_bad_patch_are_400s_and_change_nothing(api):
     user = make_user()
-    assert api.put(f"/users/{user.id}/", {"name": "Alicia"}).json() == {
-        "email": ["This field is required."]
-    }
-    assert api.patch(f"/users/{user.id}/", {"name": " "}).status_code == 400
-    user.refresh_from_db()
-    assert (user.name, user.email) == ("Alice", "alice@example.com")
+    response = api.put(f"/users/{user.id}/", {"name": "Alicia"})
+    assert response.status_code == 400
+    assert response.json() == {"email": ["This field is required."]}
+    response = api.patch(f"/users/{user.id}/", {"name": " "})
+    assert response.status_code == 400
+    assert response.json() == {"name": [BLANK]}
+    response = api.patch(f"/users/{user.id}/", {"name": "\u200b"})
+    assert response.status_code == 400
+    assert response.json() == {"name": [BLANK]}
+    assert _rows() == ([(user.id, "Alice", "alice@example.com")], 0, 0)
 
 
 def test_delete_unreferenced_user(api):

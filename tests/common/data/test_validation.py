@@ -1,4 +1,5 @@
 """The field cleaners behind every rule, and the fast email check's agreement with Django."""
+# ruff: noqa: RUF001 (the look-alike digits and invisible characters are the point)
 
 import math
 from decimal import Decimal
@@ -23,6 +24,17 @@ from common.data.validation import (
     plain_money,
     plain_text,
 )
+
+BLANK = Invalid("This field may not be blank.")
+CONTROL = Invalid(
+    "Control characters (newlines, tabs, line separators and other non-printing codes) "
+    "are not allowed."
+)
+BIDI = Invalid(
+    "Bidirectional override characters (U+202A to U+202E, U+2066 to U+2069) are not allowed."
+)
+NOT_A_NUMBER = Invalid("A valid number is required.")
+NOT_AN_INTEGER = Invalid("A valid integer is required.")
 
 SEED_EMAILS = [
     f"{name}@example.com"
@@ -51,6 +63,73 @@ SEED_EMAILS = [
 )
 def test_clean_text(value, expected):
     assert clean_text(value, 40) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        # Only invisible characters: blank, whatever they are.
+        ("\u200b", BLANK),
+        ("\u200b\u200c\u200d\u2060\ufeff", BLANK),
+        (" \u200b \u00a0\u3000", BLANK),
+        ("\u00ad\u2061\u180e", BLANK),
+        ("\u3164\u115f\u1160\uffa0\u2800", BLANK),  # Hangul fillers, blank Braille
+        ("\u034f\ufe0f\U000e0100", BLANK),  # grapheme joiner, variation selectors
+        ("\u202e", BLANK),
+        # Control characters inside the text (at the ends they are stripped as whitespace).
+        ("Ali\nce", CONTROL),
+        ("Ali\r\nce", CONTROL),
+        ("Ali\tce", CONTROL),
+        ("\x01Alice", CONTROL),
+        ("Alice\x1b[31m", CONTROL),
+        ("Al\x7fice", CONTROL),
+        ("Al\x9bice", CONTROL),
+        ("Al\x85ice", CONTROL),
+        ("Zoë\nK", CONTROL),
+        ("Ali\u2028ce", CONTROL),
+        ("Ali\u2029ce", CONTROL),
+        ("x\x01\x00", CONTROL),
+        # Bidi embeddings, overrides and isolates.
+        ("\u202egnp.exe", BIDI),
+        *[
+            (f"Alice{chr(code)}Bob", BIDI)
+            for code in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))
+        ],
+        ("Zoë\u2067x", BIDI),
+        # Legitimate text stays accepted.
+        ("  Zoë Ångström ", "Zoë Ångström"),
+        ("李小龍", "李小龍"),
+        ("👨\u200d👩\u200d👧", "👨\u200d👩\u200d👧"),
+        ("Jean\u00a0Dupont", "Jean\u00a0Dupont"),
+        ("מרים כהן", "מרים כהן"),
+        ("Ali\u200fce", "Ali\u200fce"),  # a right-to-left mark is not an override
+        ("Jeanne\u2060d'Arc", "Jeanne\u2060d'Arc"),
+        ("\ufeffAlice", "\ufeffAlice"),
+        ("\u00a0Alice\u00a0", "Alice"),
+    ],
+)
+def test_clean_text_refuses_invisible_control_and_bidi_characters(value, expected):
+    assert clean_text(value, 40) == expected
+    # The fast path either gives the same text or leaves the value to the full cleaner.
+    assert plain_text(value, 40) in (None, expected)
+
+
+@pytest.mark.parametrize(
+    ("address", "expected"),
+    [
+        ('"a\x01b"@example.com', CONTROL),
+        ('"al\x7fice"@example.com', CONTROL),
+        ('"a\tb"@example.com', CONTROL),
+        ("alice@ex\u202eample.com", BIDI),
+        ("alice@exa\u2066mple.com", BIDI),
+        ("al\u202eice@example.com", BIDI),
+        ("\u200b", BLANK),
+        (" alice@example.com\n", "alice@example.com"),
+        ("alice@bücher.example", "alice@bücher.example"),
+    ],
+)
+def test_emails_go_through_the_text_rules_first(address, expected):
+    assert clean_email(address, 254) == expected
 
 
 @pytest.mark.parametrize("address", SEED_EMAILS)
@@ -124,6 +203,12 @@ def test_fast_email_check_gives_django_emailvalidator_verdict(address):
         (math.inf, Invalid("A valid integer is required.")),
         ("five", Invalid("A valid integer is required.")),
         ("1" * 50, Invalid("A valid integer is required.")),
+        ("١٠", NOT_AN_INTEGER),  # Arabic-Indic digits: int() would read 10
+        ("５", NOT_AN_INTEGER),  # fullwidth
+        ("１０.0", NOT_AN_INTEGER),
+        ("1_000", NOT_AN_INTEGER),  # int() would read 1000
+        ("0x10", NOT_AN_INTEGER),
+        ("²", NOT_AN_INTEGER),
         ([5], Invalid("A valid integer is required.")),
         ({"n": 5}, Invalid("A valid integer is required.")),
         (None, Invalid("This field may not be null.")),
@@ -138,7 +223,10 @@ def test_clean_id_is_optional():
     assert clean_id(UNSET) is None
     assert clean_id(None) is None
     assert clean_id(3) == 3
+    assert clean_id("3") == 3
     assert clean_id(0) == Invalid("Ensure this value is greater than 0.")
+    assert clean_id("١٠") == NOT_AN_INTEGER
+    assert clean_id("1_0") == NOT_AN_INTEGER
 
 
 @pytest.mark.parametrize(
@@ -166,6 +254,22 @@ def test_clean_id_is_optional():
         ("NaN", Invalid("A valid number is required.")),
         ("Infinity", Invalid("A valid number is required.")),
         ("ten", Invalid("A valid number is required.")),
+        ("١٠", NOT_A_NUMBER),  # Decimal() would read 10
+        ("٥.٥٠", NOT_A_NUMBER),
+        ("５", NOT_A_NUMBER),  # Decimal() would read 5
+        ("1_000", NOT_A_NUMBER),  # Decimal() would read 1000
+        ("1_000.00", NOT_A_NUMBER),
+        ("1e1_0", NOT_A_NUMBER),
+        ("१९.९९", NOT_A_NUMBER),  # Devanagari
+        ("-Infinity", NOT_A_NUMBER),
+        ("sNaN", NOT_A_NUMBER),
+        ("1e99999999999999999999", NOT_A_NUMBER),  # beyond Decimal's exponents
+        ("0x10", NOT_A_NUMBER),
+        ("5.", Decimal("5")),
+        (".5", Decimal("0.5")),
+        ("+19.99", Decimal("19.99")),
+        (" 19.99 ", Decimal("19.99")),
+        ("1E3", Decimal("1000")),
         (True, Invalid("A valid number is required.")),
         ([1], Invalid("A valid number is required.")),
         (None, Invalid("This field may not be null.")),
@@ -181,9 +285,26 @@ def test_clean_decimal(value, expected):
 
 # --- the fast paths decide exactly as the full cleaners --------------------------------------
 
+# The characters the text rules single out, mixed with ordinary ones.
+_SPECIAL_CHARACTERS = (
+    " \t\n\r\x0b\x0c\x00\x01\x1b\x1f\x7f\x85\x9f\xa0\xad"
+    "\u200b\u200c\u200d\u200e\u200f\u2028\u2029\u202a\u202e\u2060\u2066\u2069"
+    "\u3000\u3164\u2800\ufeff\ufe0fabé👨"
+)
+_REFUSED = {
+    *map(chr, range(0x20)),
+    *map(chr, range(0x7F, 0xA0)),
+    "\u2028",
+    "\u2029",
+    *map(chr, range(0x202A, 0x202F)),
+    *map(chr, range(0x2066, 0x206A)),
+}
 _texty = st.one_of(
     st.text(max_size=300),
     st.text(alphabet=st.sampled_from(" \t\nab\x00é"), max_size=12),
+    st.text(alphabet=st.sampled_from(_SPECIAL_CHARACTERS), max_size=12),
+    st.text(alphabet=st.characters(codec="ascii"), max_size=20),
+    st.text(alphabet=st.characters(categories=["Cc", "Cf", "Zs", "Zl", "Zp"]), max_size=8),
     st.integers(),
     st.none(),
     st.floats(allow_nan=True),
@@ -197,14 +318,29 @@ _moneyish = st.one_of(
     st.decimals(places=3, allow_nan=False).map(float),
     st.booleans(),
     st.text(max_size=10),
+    st.text(alphabet=st.sampled_from("0123456789._-+eE١٠５"), max_size=8),
 )
 
 
-@settings(max_examples=1000, deadline=None)
+@settings(max_examples=2000, deadline=None)
 @given(_texty, st.integers(min_value=1, max_value=300))
+@example("Ali\nce", 40)
+@example("Ali\tce", 40)
+@example("\x01Alice", 40)
+@example("Al\x7fice", 40)
+@example("Alice\x1b[31m", 40)
 def test_plain_text_agrees_with_clean_text(value, max_length):
     fast = plain_text(value, max_length)
     assert fast is None or fast == clean_text(value, max_length)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.text(alphabet=st.sampled_from(_SPECIAL_CHARACTERS), min_size=1, max_size=12))
+def test_accepted_text_holds_no_refused_character_and_something_visible(value):
+    cleaned = clean_text(value, 40)
+    if isinstance(cleaned, str):
+        assert not set(cleaned) & _REFUSED, cleaned
+        assert set(cleaned) & set("abé👨"), cleaned
 
 
 @settings(max_examples=1000, deadline=None)
@@ -237,4 +373,6 @@ def test_plain_paths_take_the_ordinary_cases():
     assert plain_money(19.99, 10) == Decimal("19.99")
     assert plain_money(1000, 10) == Decimal("1000.00")
     assert plain_text("Zoë", 255) is None  # non-ASCII: left to the full cleaner
+    assert plain_text("Ali\nce", 255) is None  # ASCII control characters too
+    assert plain_text("Ali\x7fce", 255) is None
     assert plain_money(19.999, 10) is None
