@@ -29,7 +29,6 @@ from common.exceptions import (
     Conflict,
     LengthRequired,
     PayloadTooLarge,
-    Unavailable,
     Unprocessable,
 )
 from common.http.auth import IngestRateThrottle, WriteRateThrottle
@@ -283,7 +282,7 @@ class IngestView(APIView):
         except pipeline.WriteFailed as exc:
             if key is not None:
                 idempotency.release(key)
-            raise Unavailable(str(exc)) from None
+            return _json_response(dumps(exc.as_dict()), 503, **{"Retry-After": "5"})
         except BaseException:
             if key is not None:
                 idempotency.release(key)

@@ -1,0 +1,338 @@
+"""Atomic batches whose later commit fails: all or nothing in the end, and a re-send succeeds.
+
+An atomic batch commits users, then products, then orders. These tests make the products commit
+fail (injected, and with a real full disk), with the undo of the users failing too or not, and
+check what a client sees: the 503's JSON, the rows in each database right after, and that the
+same batch sent again once the fault is gone is written exactly once. The last tests show that
+the recovery never undoes a batch that is still committing, and what it does with a leftover
+user that an order points at by then.
+"""
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+import pytest
+from django.db import OperationalError, connections
+
+from common.data import bulk
+from ingest import pipeline
+from ingest.records import decode_batch
+from orders_svc import services as order_services
+from orders_svc.models import Order, OrderWriteLedger
+from products_svc.models import Product, ProductWriteLedger
+from tests import live
+from tests.factories import make_product
+from users_svc.models import User, UserWriteLedger
+
+pytestmark = pytest.mark.django_db(databases="__all__", transaction=True, reset_sequences=True)
+
+DISK_FULL = "database or disk is full"
+
+BATCH = {
+    "users": [
+        {"id": 1, "name": "Alice", "email": "alice@example.com"},
+        {"id": 2, "name": "Bob", "email": "bob@example.com"},
+        {"name": "Carol", "email": "carol@example.com"},  # no id: a re-send could copy it
+    ],
+    "products": [
+        {"id": 1, "name": "Laptop", "price": "999.00"},
+        {"name": "Mouse", "price": "25"},
+    ],
+    "orders": [
+        {"user_id": 1, "product_id": 1, "quantity": 2},
+        {"user_id": 2, "product_id": 1, "quantity": 1},
+    ],
+}
+
+
+def post(api, body, query="?atomic=true", **headers):
+    return api.generic(
+        "POST", f"/ingest/{query}", json.dumps(body), content_type="application/json", **headers
+    )
+
+
+def markers() -> list[str]:
+    """Batch markers left in any ledger (keys ``atomic:...``)."""
+    return [
+        key
+        for ledger in (UserWriteLedger, ProductWriteLedger, OrderWriteLedger)
+        for key in ledger.objects.filter(key__startswith="atomic:").values_list("key", flat=True)
+    ]
+
+
+def assert_written_once() -> None:
+    assert sorted(User.objects.values_list("email", flat=True)) == [
+        "alice@example.com",
+        "bob@example.com",
+        "carol@example.com",
+    ]
+    assert sorted(Product.objects.values_list("name", flat=True)) == ["Laptop", "Mouse"]
+    assert sorted(Order.objects.values_list("user_id", "product_id", "quantity")) == [
+        (1, 1, 2),
+        (2, 1, 1),
+    ]
+    assert markers() == []
+
+
+def assert_nothing_stored() -> None:
+    assert (User.objects.count(), Product.objects.count(), Order.objects.count()) == (0, 0, 0)
+
+
+def fail_products_commit_once(monkeypatch) -> None:
+    """The next commit on the products database fails as a full disk makes it fail."""
+    connection = connections["products"]
+    real_commit = connection._commit
+    failed = []
+
+    def commit():
+        if not failed:
+            failed.append(True)
+            raise OperationalError(DISK_FULL)
+        return real_commit()
+
+    monkeypatch.setattr(connection, "_commit", commit)
+
+
+def fail_users_delete_once(monkeypatch) -> None:
+    """The next deletion of users rows fails (the undo of the committed users)."""
+    real_delete = bulk.delete_ids
+    failed = []
+
+    def delete_ids(model, ids):
+        if model is User and not failed:
+            failed.append(True)
+            raise OperationalError(DISK_FULL)
+        return real_delete(model, ids)
+
+    monkeypatch.setattr(bulk, "delete_ids", delete_ids)
+
+
+def leave_users_behind(api, monkeypatch) -> dict:
+    fail_products_commit_once(monkeypatch)
+    fail_users_delete_once(monkeypatch)
+    response = post(api, BATCH)
+    monkeypatch.undo()
+    assert response.status_code == 503
+    assert response["Content-Type"] == "application/json"
+    return response.json()
+
+
+def test_a_batch_whose_undo_fails_says_what_is_left_and_a_resend_goes_in_once(api, monkeypatch):
+    body = leave_users_behind(api, monkeypatch)
+    users = sorted(User.objects.values_list("id", flat=True))
+    assert len(users) == 3  # committed before the products commit failed, not undone yet
+    assert body["left_behind"] == {"users": users}  # JSON lists, not a repr
+    assert body["code"] == "unavailable"
+    assert (
+        "the products database failed while committing (database or disk is full)"
+        in (body["detail"])
+    )
+    assert "3 users of this batch are still stored" in body["detail"]
+    assert "will be removed automatically" in body["detail"]
+    assert (Product.objects.count(), Order.objects.count()) == (0, 0)
+
+    response = post(api, BATCH)  # the fault is gone
+
+    assert response.status_code == 200, response.json()
+    assert response.json()["committed"] is True
+    assert response.json()["users"]["inserted"] == 3
+    assert_written_once()
+
+
+def test_a_batch_whose_undo_succeeds_keeps_nothing_and_can_be_resent_with_its_key(api, monkeypatch):
+    fail_products_commit_once(monkeypatch)
+    response = post(api, BATCH, HTTP_IDEMPOTENCY_KEY="atomic-retry")
+    monkeypatch.undo()
+    assert response.status_code == 503
+    body = response.json()
+    assert body["left_behind"] == {}
+    assert "were deleted again, so nothing was kept" in body["detail"]
+    assert_nothing_stored()
+    assert markers() == []
+    # Nor what the ledger recorded for the key: a retry reusing it would skip the users.
+    assert not UserWriteLedger.objects.exists()
+
+    response = post(api, BATCH, HTTP_IDEMPOTENCY_KEY="atomic-retry")
+
+    assert response.status_code == 200, response.json()
+    assert response.json()["users"]["inserted"] == 3
+    assert_written_once()
+
+
+def test_the_reaper_call_finishes_the_undo_once(api, monkeypatch):
+    leave_users_behind(api, monkeypatch)
+
+    assert pipeline.finish_interrupted_atomic_batches() == 1
+    assert_nothing_stored()
+    assert markers() == []
+    assert pipeline.finish_interrupted_atomic_batches() == 0
+
+
+def test_a_leftover_user_an_order_now_points_at_is_kept_and_the_rest_undone(api, monkeypatch):
+    leave_users_behind(api, monkeypatch)
+    laptop = make_product()
+    order = order_services.order_create(user_id=1, product_id=laptop.id, quantity=1)
+
+    assert pipeline.finish_interrupted_atomic_batches() == 1
+
+    assert list(User.objects.values_list("id", flat=True)) == [1]  # the order still has its user
+    assert Order.objects.filter(id=order.id, user_id=1).exists()
+    assert markers() == []
+
+
+def test_a_normal_atomic_batch_leaves_no_marker(api):
+    assert post(api, BATCH).status_code == 200
+    assert_written_once()
+
+
+# --- a batch still committing is never undone ------------------------------------------------
+
+
+def test_the_recovery_waits_for_a_batch_that_is_still_committing(monkeypatch):
+    """The batch is paused between its users commit and its products commit: its users marker
+    is there without an orders marker, exactly like a batch that died. The recovery must wait
+    for the batch lock, then see the batch complete and undo nothing."""
+    paused, resume = threading.Event(), threading.Event()
+    batch_thread: list[threading.Thread] = []
+    wrapper_class = type(connections["products"])
+    real_commit = wrapper_class._commit
+
+    def commit(self):
+        if self.alias == "products" and threading.current_thread() in batch_thread:
+            paused.set()
+            assert resume.wait(60)
+        return real_commit(self)
+
+    monkeypatch.setattr(wrapper_class, "_commit", commit)
+    outcome: dict = {}
+
+    def in_thread(name, work):
+        def run():
+            try:
+                outcome[name] = work()
+            finally:
+                connections.close_all()
+
+        thread = threading.Thread(target=run, daemon=True)
+        return thread
+
+    batch = in_thread(
+        "batch", lambda: pipeline.ingest(decode_batch(json.dumps(BATCH).encode()), atomic=True)
+    )
+    batch_thread.append(batch)
+    batch.start()
+    assert paused.wait(30), "the batch never reached its products commit"
+    assert User.objects.count() == 3  # committed, with its marker; products and orders are not
+    assert UserWriteLedger.objects.filter(key__startswith="atomic:").count() == 1
+
+    recovery = in_thread("recovery", pipeline.finish_interrupted_atomic_batches)
+    recovery.start()
+    recovery.join(timeout=1.5)
+    waited = recovery.is_alive()
+    users_meanwhile = User.objects.count()
+    resume.set()
+    batch.join(timeout=60)
+    recovery.join(timeout=60)
+
+    assert waited, "the recovery did not wait for the batch lock"
+    assert users_meanwhile == 3
+    assert outcome["batch"].rejected is False
+    assert outcome["recovery"] == 0  # the batch was complete by then: nothing undone
+    assert_written_once()
+
+
+# --- a real full disk ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def small_disk():
+    """A 4 MiB tmpfs, unmounted afterwards; the test is skipped where it cannot be mounted."""
+    directory = Path(tempfile.mkdtemp(prefix="full-disk-"))
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(directory)],
+        capture_output=True,
+        text=True,
+    )
+    if mounted.returncode != 0:
+        directory.rmdir()
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip() or mounted.returncode}")
+    try:
+        yield directory
+    finally:
+        subprocess.run(["umount", "-l", str(directory)], check=False)
+        directory.rmdir()
+
+
+def fill(directory: Path, leave: int) -> Path:
+    """Fill the file system of ``directory`` up to ``leave`` free bytes; returns the filler."""
+    filler = directory / "filler"
+    with open(filler, "wb") as out:
+        try:
+            while True:
+                out.write(b"\0" * 65536)
+                out.flush()
+        except OSError:  # ENOSPC: full
+            pass
+    os.truncate(filler, max(0, filler.stat().st_size - leave))
+    return filler
+
+
+def test_a_full_disk_under_the_products_database(api_token, small_disk):
+    if connections["products"].vendor != "sqlite":
+        pytest.skip("the disk test puts a SQLite file on the small disk")
+    products_url = f"sqlite:///{small_disk / 'products.db'}"
+    migrated = subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--database", "products", "-v", "0"],
+        cwd=live.ROOT,
+        env=live.process_env(PRODUCTS_DATABASE_URL=products_url),
+        capture_output=True,
+        text=True,
+    )
+    assert migrated.returncode == 0, migrated.stderr
+    # About 2.6 MB of products: in SQLite's page cache until the commit writes them to the WAL.
+    batch = {
+        "users": [
+            {"id": i, "name": f"User {i}", "email": f"u{i}@example.com"} for i in range(1, 501)
+        ],
+        "products": [
+            {"id": i, "name": f"P{i:05} " + "x" * 100, "price": "3.25"} for i in range(1, 20_001)
+        ],
+        "orders": [{"user_id": i, "product_id": i, "quantity": 1} for i in range(1, 501)],
+    }
+    filler = fill(small_disk, leave=256 * 1024)
+
+    with live.gunicorn(workers=1, threads=2, PRODUCTS_DATABASE_URL=products_url) as (url, _):
+        status, _, body = live.request("POST", f"{url}/ingest/?atomic=true", batch, api_token)
+        users_after_failure = User.objects.count()
+        filler.unlink()
+        again, _, second = live.request("POST", f"{url}/ingest/?atomic=true", batch, api_token)
+
+    assert status == 503, body
+    # The users had committed when the products commit failed (the inserts themselves went to
+    # SQLite's page cache and did not touch the disk): they were deleted again.
+    assert body["detail"].startswith(
+        "atomic=true: the products database failed while committing (database or disk is full);"
+        " the rows already committed in users were deleted again, so nothing was kept."
+    )
+    assert body["left_behind"] == {}
+    assert users_after_failure == 0
+    assert again == 200, second
+    assert second["products"]["inserted"] == 20_000
+    with sqlite3.connect(small_disk / "products.db") as products:
+        assert products.execute("SELECT COUNT(*), COUNT(DISTINCT id) FROM products").fetchone() == (
+            20_000,
+            20_000,
+        )
+        assert products.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        assert products.execute(
+            "SELECT COUNT(*) FROM products_write_ledger WHERE key >= 'atomic:' AND key < 'atomic;'"
+        ).fetchone() == (0,)
+    assert User.objects.count() == 500
+    assert Order.objects.count() == 500
+    assert markers() == []
