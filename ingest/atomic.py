@@ -145,21 +145,28 @@ def finish_interrupted() -> Finished:
         complete = set(order_services.orders_batch_keys(PREFIX))  # first: see the docstring
         pending = {service.name: set(service.keys(PREFIX)) for service in MARKED}
         for key in sorted(complete.union(*pending.values())):
-            if key in complete:
-                forget_batch(key, [name for name, keys in pending.items() if key in keys])
-                finished.complete.append(key)
-                continue
-            try:
-                for service in MARKED:
-                    if key in pending[service.name]:
-                        _undo(service, key)
-            except (DatabaseError, RecordReferenced) as exc:
-                log.warning("atomic batch %s: undo left for later (%s)", key, exc)
-                finished.failed[key] = exc
-            else:
-                log.info("atomic batch %s: interrupted, its rows were deleted", key)
-                finished.undone.append(key)
+            # A savepoint: a batch whose undo fails does not spoil the others' transaction.
+            with transaction.atomic(using=ORDERS_DB):
+                _finish_one(key, key in complete, pending, finished)
     return finished
+
+
+def _finish_one(key: str, complete: bool, pending: dict[str, set[str]], finished: Finished) -> None:
+    """Drop a complete batch's markers, or undo an interrupted one (noting the outcome)."""
+    if complete:
+        forget_batch(key, [name for name, keys in pending.items() if key in keys])
+        finished.complete.append(key)
+        return
+    try:
+        for service in MARKED:
+            if key in pending[service.name]:
+                _undo(service, key)
+    except (DatabaseError, RecordReferenced) as exc:
+        log.warning("atomic batch %s: undo left for later (%s)", key, exc)
+        finished.failed[key] = exc
+    else:
+        log.info("atomic batch %s: interrupted, its rows were deleted", key)
+        finished.undone.append(key)
 
 
 def _undo(service: MarkedService, key: str) -> None:

@@ -793,8 +793,9 @@ def _undo_now(
         )
     counts = " and ".join(f"{len(ids)} {name}" for name, ids in left.items())
     undo_exc = finished.failed.get(key)
+    why = f" ({undo_exc})" if undo_exc is not None else ""
     return WriteFailed(
-        f"{what}, and deleting what was already committed failed too ({undo_exc}). {counts} "
+        f"{what}, and deleting what was already committed failed too{why}. {counts} "
         "of this batch are still stored (ids in left_behind); they are recorded as an "
         "unfinished batch and will be removed automatically as soon as the database allows: "
         "at the latest on the next ingest request or by the job reaper. Then send the batch "
