@@ -188,6 +188,31 @@ def test_a_leftover_user_an_order_now_points_at_is_kept_and_the_rest_undone(api,
     assert markers() == []
 
 
+class Killed(BaseException):
+    """The process dies (no except clause of the pipeline runs)."""
+
+
+def test_a_batch_whose_process_dies_between_commits_is_undone_by_the_next_ingest(monkeypatch):
+    connection = connections["products"]
+    real_commit = connection._commit
+
+    def die():  # what the database sees of a process killed here: its transaction ends
+        monkeypatch.setattr(connection, "_commit", real_commit)
+        connection.connection.rollback()
+        raise Killed
+
+    monkeypatch.setattr(connection, "_commit", die)
+    with pytest.raises(Killed):
+        pipeline.ingest(decode_batch(json.dumps(BATCH).encode()), atomic=True)
+    assert User.objects.count() == 3  # committed, with nobody left to undo them
+
+    result = pipeline.ingest(decode_batch(json.dumps(BATCH).encode()), atomic=True)
+
+    assert not result.rejected
+    assert len(result.users.inserted_ids) == 3
+    assert_written_once()
+
+
 # --- a batch still committing is never undone ------------------------------------------------
 
 
