@@ -326,18 +326,39 @@ def send(url: str, batch: dict, token: str, key: str) -> tuple[int, dict]:
         return error.code, json.loads(error.read())
 
 
-def test_a_full_disk_under_the_products_database(api_token, small_disk):
+def count(database: Path, sql: str) -> tuple:
+    with sqlite3.connect(database) as connection:
+        return connection.execute(sql).fetchone()
+
+
+MARKERS_SQL = "SELECT COUNT(*) FROM {table} WHERE key >= 'atomic:' AND key < 'atomic;'"
+
+
+@pytest.mark.parametrize("on_small_disk", [("products",), ("users", "products")])
+def test_a_full_disk(api_token, small_disk, on_small_disk):
+    """Products alone on the full disk: the users commit, the products commit fails, the users
+    are deleted again at once. Users too (as with a whole data directory on it): their undo
+    fails as well, for want of room in the WAL, and they stay until the disk has room again."""
     if connections["products"].vendor != "sqlite":
-        pytest.skip("the disk test puts a SQLite file on the small disk")
-    products_url = f"sqlite:///{small_disk / 'products.db'}"
-    migrated = subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--database", "products", "-v", "0"],
-        cwd=live.ROOT,
-        env=live.process_env(PRODUCTS_DATABASE_URL=products_url),
-        capture_output=True,
-        text=True,
+        pytest.skip("the disk test puts SQLite files on the small disk")
+    urls = {
+        f"{alias.upper()}_DATABASE_URL": f"sqlite:///{small_disk}/{alias}.db"
+        for alias in on_small_disk
+    }
+    for alias in on_small_disk:
+        migrated = subprocess.run(
+            [sys.executable, "manage.py", "migrate", "--database", alias, "-v", "0"],
+            cwd=live.ROOT,
+            env=live.process_env(**urls),
+            capture_output=True,
+            text=True,
+        )
+        assert migrated.returncode == 0, migrated.stderr
+    users_db = (
+        small_disk / "users.db"
+        if "users" in on_small_disk
+        else connections["users"].settings_dict["NAME"]
     )
-    assert migrated.returncode == 0, migrated.stderr
     # About 2.6 MB of products: in SQLite's page cache until the commit writes them to the WAL.
     batch = {
         "users": [
@@ -350,34 +371,40 @@ def test_a_full_disk_under_the_products_database(api_token, small_disk):
     }
     filler = fill(small_disk, leave=256 * 1024)
 
-    with live.gunicorn(workers=1, threads=2, PRODUCTS_DATABASE_URL=products_url) as (url, _):
+    with live.gunicorn(workers=1, threads=2, **urls) as (url, _):
         status, body = send(f"{url}/ingest/?atomic=true", batch, api_token, "full-disk")
-        users_after_failure = User.objects.count()
+        users_after_failure = count(users_db, "SELECT COUNT(*) FROM users")[0]
         filler.unlink()
         again, second = send(f"{url}/ingest/?atomic=true", batch, api_token, "full-disk")
 
     assert status == 503, body
-    assert users_after_failure == 0
+    undo_failed = "users" in on_small_disk
+    assert users_after_failure == (500 if undo_failed else 0)
     # The retry with the same key: every row once, every order with its user and product.
     assert again == 200, second
     assert second["users"]["inserted"] == 500
-    assert User.objects.count() == 500
-    assert Order.objects.count() == 500
     assert second["products"]["inserted"] == 20_000
-    with sqlite3.connect(small_disk / "products.db") as products:
-        assert products.execute("SELECT COUNT(*), COUNT(DISTINCT id) FROM products").fetchone() == (
-            20_000,
-            20_000,
-        )
-        assert products.execute("PRAGMA integrity_check").fetchone() == ("ok",)
-        assert products.execute(
-            "SELECT COUNT(*) FROM products_write_ledger WHERE key >= 'atomic:' AND key < 'atomic;'"
-        ).fetchone() == (0,)
-    assert markers() == []
-    # The users had committed when the products commit failed (the inserts themselves went to
-    # SQLite's page cache and did not touch the disk): they were deleted again at once.
-    assert body["detail"].startswith(
-        "atomic=true: the products database failed while committing (database or disk is full);"
-        " the rows already committed in users were deleted again, so nothing was kept."
+    assert count(users_db, "SELECT COUNT(*), COUNT(DISTINCT id) FROM users") == (500, 500)
+    products_db = small_disk / "products.db"
+    assert count(products_db, "SELECT COUNT(*), COUNT(DISTINCT id) FROM products") == (
+        20_000,
+        20_000,
     )
-    assert body["left_behind"] == {}
+    assert Order.objects.count() == 500
+    for database, table in (
+        (users_db, "users_write_ledger"),
+        (products_db, "products_write_ledger"),
+    ):
+        assert count(database, "PRAGMA integrity_check") == ("ok",)
+        assert count(database, MARKERS_SQL.format(table=table)) == (0,)
+    # The users had committed when the products commit failed (the inserts themselves went to
+    # SQLite's page cache and did not touch the disk).
+    assert body["detail"].startswith(
+        "atomic=true: the products database failed while committing (database or disk is full)"
+    )
+    if undo_failed:
+        assert body["left_behind"] == {"users": list(range(1, 501))}
+        assert "will be removed automatically" in body["detail"]
+    else:
+        assert body["left_behind"] == {}
+        assert "the rows already committed in users were deleted again" in body["detail"]
