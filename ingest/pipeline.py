@@ -32,8 +32,8 @@ How a batch flows (the default mode); each arrow is a chunk of ``INGEST_CHUNK_SI
   explicit id of the batch.
 
 ``dry_run`` checks everything (including duplicates and references) and writes nothing.
-``atomic`` writes nothing unless every record is valid; see :func:`_ingest_checked_first` for
-what is guaranteed across the three databases.
+``atomic`` writes nothing unless every record is valid; see :func:`_ingest_atomic` and
+``ingest.atomic`` for what is guaranteed across the three databases.
 """
 
 import logging
@@ -52,7 +52,7 @@ from django.db import DatabaseError, InterfaceError, OperationalError, transacti
 from common.data.gc_tuning import fewer_collections
 from common.data.validation import MAX_BIGINT, UNSET, Invalid, clean_id
 from common.ops.metrics import record_ingest
-from ingest import atomic
+from ingest import atomic as atomic_batches  # not `atomic`: ingest() has a flag of that name
 from ingest.duplicates import RepeatedKey
 from ingest.records import Batch, OrderRecord, ProductRecord, UserRecord
 from ingest.writers import WriterPool, writers_for
@@ -668,7 +668,7 @@ def _ingest_atomic(
     if even that fails, the markers say what is left, and it is deleted as soon as the database
     lets it (:func:`finish_interrupted_atomic_batches`). Either way the answer is a 503.
     """
-    key = atomic.new_batch_key()
+    key = atomic_batches.new_batch_key()
     committed: list[str] = []
     marked: list[str] = []
     try:
@@ -677,7 +677,7 @@ def _ingest_atomic(
                 stack.enter_context(transaction.atomic(using=alias))
                 transaction.on_commit(lambda alias=alias: committed.append(alias), using=alias)
                 if alias == ORDERS_DB:
-                    atomic.hold_batch_lock()  # before the table lock (see common.data.db)
+                    atomic_batches.hold_batch_lock()  # before the table lock (see common.data.db)
             order_services.lock_orders_for_checked_insert()
             _validate_against_databases(users, products, orders, results)
             if results.errors:
@@ -696,11 +696,11 @@ def _ingest_atomic(
         failure = _undo_now(key, committed, results, exc)
         if failure is not None:
             raise failure from exc
-    atomic.forget_batch(key, marked)
+    atomic_batches.forget_batch(key, marked)
     return results
 
 
-_MARKED_BY_RESOURCE = {USERS.name: atomic.USERS, PRODUCTS.name: atomic.PRODUCTS}
+_MARKED_BY_RESOURCE = {USERS.name: atomic_batches.USERS, PRODUCTS.name: atomic_batches.PRODUCTS}
 
 
 def _write_in_caller_transactions(
@@ -719,7 +719,7 @@ def _write_in_caller_transactions(
         if _write_marked(checked, write, section, run, key)
     ]
     if marked:
-        atomic.mark_complete(key)  # commits with the orders, last: the batch is complete
+        atomic_batches.mark_complete(key)  # commits with the orders, last: the batch is complete
     known = order_services.KnownReferences(  # inserted in this thread's transactions: they exist
         frozenset(results.users.inserted_ids), frozenset(results.products.inserted_ids)
     )
@@ -777,14 +777,14 @@ def _undo_now(
         ORDERS.name,
     )
     try:
-        finished = atomic.finish_interrupted()
+        finished = atomic_batches.finish_interrupted()
     except DatabaseError as undo_exc:  # the orders database itself: the markers stay
-        finished = atomic.Finished(failed={key: undo_exc})
+        finished = atomic_batches.Finished(failed={key: undo_exc})
     if key in finished.complete:
         return None
     sections = {USERS_DB: results.users, PRODUCTS_DB: results.products}
     fallback = {names[a]: sections[a].inserted_ids for a in committed if a in sections}
-    left = atomic.left_behind(key, fallback)
+    left = atomic_batches.left_behind(key, fallback)
     what = f"atomic=true: the {failed} database failed while committing ({exc})"
     if not left:
         return WriteFailed(
@@ -811,7 +811,7 @@ def finish_interrupted_atomic_batches() -> int:
     committing, and does nothing (three indexed lookups) when no marker is left. Every ingest
     calls it first; the job reaper and ``reap_ingest_jobs`` call it too. See ``ingest.atomic``.
     """
-    return len(atomic.finish_interrupted().undone)
+    return len(atomic_batches.finish_interrupted().undone)
 
 
 def _finish_interrupted_first() -> None:
