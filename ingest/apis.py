@@ -24,7 +24,7 @@ from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
 from common.data.gc_tuning import fewer_collections
-from common.exceptions import Conflict, Unavailable, Unprocessable
+from common.exceptions import Conflict, Unprocessable
 from common.http.auth import (
     IngestRateThrottle,
     JobsBelongToTheirClient,
@@ -186,15 +186,23 @@ class IngestView(APIView):
             refusal_or_replay = _claim_key(key, digest.hexdigest(), owner)
             if refusal_or_replay is not None:
                 return refusal_or_replay
-        with _released_on_failure(key, owner):
-            if in_background:
-                job = _submit(received, dry_run=dry_run, atomic=atomic, owner=owner)
-                status = 202
-                response_body = dumps(IngestJobSerializer(job, context={"request": request}).data)
-            else:
-                status, response_body = _run(
-                    received, dry_run=dry_run, atomic=atomic, ledger_key=_ledger_key(key, owner)
-                )
+        try:
+            with _released_on_failure(key, owner):
+                if in_background:
+                    job = _submit(received, dry_run=dry_run, atomic=atomic, owner=owner)
+                    status = 202
+                    response_body = dumps(
+                        IngestJobSerializer(job, context={"request": request}).data
+                    )
+                else:
+                    status, response_body = _run(
+                        received,
+                        dry_run=dry_run,
+                        atomic=atomic,
+                        ledger_key=_ledger_key(key, owner),
+                    )
+        except pipeline.WriteFailed as exc:  # an atomic batch: the body says what was kept
+            return _json_response(dumps(exc.as_dict()), 503, **{"Retry-After": "5"})
         if key is not None:
             idempotency.complete(key, status, response_body, owner=owner)
             if not in_background:
@@ -244,10 +252,6 @@ def _released_on_failure(key: str | None, owner: str):
     """A request that fails releases its Idempotency-Key, so that a retry runs it again."""
     try:
         yield
-    except pipeline.WriteFailed as exc:
-        if key is not None:
-            idempotency.release(key, owner=owner)
-        raise Unavailable(str(exc)) from None
     except BaseException:
         if key is not None:
             idempotency.release(key, owner=owner)

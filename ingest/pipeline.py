@@ -32,8 +32,8 @@ How a batch flows (the default mode); each arrow is a chunk of ``INGEST_CHUNK_SI
   explicit id of the batch.
 
 ``dry_run`` checks everything (including duplicates and references) and writes nothing.
-``atomic`` writes nothing unless every record is valid; see :func:`_ingest_checked_first` for
-what is guaranteed across the three databases.
+``atomic`` writes nothing unless every record is valid; see :func:`_ingest_atomic` and
+``ingest.atomic`` for what is guaranteed across the three databases.
 """
 
 import logging
@@ -51,8 +51,8 @@ from django.db import DatabaseError, InterfaceError, OperationalError, transacti
 
 from common.data.gc_tuning import fewer_collections
 from common.data.validation import MAX_BIGINT, UNSET, Invalid, clean_id
-from common.exceptions import RecordReferenced
 from common.ops.metrics import record_ingest
+from ingest import atomic as atomic_batches  # not `atomic`: ingest() has a flag of that name
 from ingest.duplicates import RepeatedKey
 from ingest.records import Batch, OrderRecord, ProductRecord, UserRecord
 from ingest.writers import WriterPool, writers_for
@@ -208,7 +208,19 @@ class IngestResult:
 
 
 class WriteFailed(Exception):
-    """An atomic batch could not be written; the message says what is left (a 503)."""
+    """An atomic batch could not be written (a 503): what happened, and the ids left behind.
+
+    ``left_behind`` lists, per type, ids still stored that will be removed automatically (see
+    ``ingest.atomic``); ``as_dict()`` is the response body.
+    """
+
+    def __init__(self, detail: str, *, left_behind: dict[str, list[int]] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.left_behind = left_behind or {}
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"detail": self.detail, "code": "unavailable", "left_behind": self.left_behind}
 
 
 # --- checking ---------------------------------------------------------------------------------
@@ -444,6 +456,7 @@ def ingest(
     """
     started = time.perf_counter()
     run = _Run(ledger_key=ledger_key, on_progress=on_progress)
+    _finish_interrupted_first()  # so that a batch re-sent after a failed atomic one goes in
     with fewer_collections():
         if dry_run or atomic:
             result = _ingest_checked_first(batch, dry_run=dry_run, run=run)
@@ -622,16 +635,7 @@ def _validate_against_databases(
 
 
 def _ingest_checked_first(batch: Batch, *, dry_run: bool, run: _Run) -> IngestResult:
-    """Check everything before writing anything: the dry-run and atomic modes.
-
-    Atomic mode holds all three databases' write locks for the whole batch (taken in the global
-    order orders, products, users, as deletion guards do, so they cannot deadlock), checks every
-    record under them, and writes only if all are valid. The three transactions then commit one
-    after another: users, products, orders. There is no two-phase commit across databases: if a
-    commit fails after an earlier one succeeded (a disk or network error in between), the rows
-    the earlier commits wrote are deleted again (compensation) and the response is a 503 that
-    says so; if even that fails, the 503 lists the ids left behind.
-    """
+    """Check everything before writing anything: the dry-run and atomic modes."""
     users = check_records(batch.users, USERS)
     products = check_records(batch.products, PRODUCTS)
     orders = check_records(batch.orders, ORDERS)
@@ -647,18 +651,38 @@ def _ingest_checked_first(batch: Batch, *, dry_run: bool, run: _Run) -> IngestRe
         _validate_against_databases(users, products, orders, results)
         run.advance(len(users.rows) + len(products.rows) + len(orders.rows))
         return results
+    return _ingest_atomic(users, products, orders, results, run)
 
+
+def _ingest_atomic(
+    users: Checked, products: Checked, orders: Checked, results: IngestResult, run: _Run
+) -> IngestResult:
+    """Write the batch only if every record is valid, and then all of it or nothing.
+
+    Holds all three databases' write locks for the whole batch (taken in the global order
+    orders, products, users, as deletion guards do, so they cannot deadlock; in the orders
+    database the batch lock of ``ingest.atomic`` comes first), checks every record under them,
+    and writes only if all are valid, with a marker in each database (see ``ingest.atomic``).
+    The three transactions then commit one after another: users, products, orders. If a commit
+    fails after an earlier one succeeded, what the earlier ones wrote is deleted again at once;
+    if even that fails, the markers say what is left, and it is deleted as soon as the database
+    lets it (:func:`finish_interrupted_atomic_batches`). Either way the answer is a 503.
+    """
+    key = atomic_batches.new_batch_key()
     committed: list[str] = []
+    marked: list[str] = []
     try:
         with ExitStack() as stack:
             for alias in (ORDERS_DB, PRODUCTS_DB, USERS_DB):
                 stack.enter_context(transaction.atomic(using=alias))
                 transaction.on_commit(lambda alias=alias: committed.append(alias), using=alias)
+                if alias == ORDERS_DB:
+                    atomic_batches.hold_batch_lock()  # before the table lock (see common.data.db)
             order_services.lock_orders_for_checked_insert()
             _validate_against_databases(users, products, orders, results)
             if results.errors:
                 raise _Rejected
-            _write_in_caller_transactions(users, products, orders, results, run)
+            marked = _write_in_caller_transactions(users, products, orders, results, run, key)
             if results.errors:  # refused while writing, though the checks passed: keep nothing
                 raise _Rejected
     except _Rejected:
@@ -669,28 +693,37 @@ def _ingest_checked_first(batch: Batch, *, dry_run: bool, run: _Run) -> IngestRe
         results.detail = f"atomic=true: nothing was written because {invalid} records are invalid."
         return results
     except DatabaseError as exc:
-        raise WriteFailed(_compensate(committed, results, exc)) from exc
+        failure = _undo_now(key, committed, results, exc)
+        if failure is not None:
+            raise failure from exc
+    atomic_batches.forget_batch(key, marked)
     return results
 
 
+_MARKED_BY_RESOURCE = {USERS.name: atomic_batches.USERS, PRODUCTS.name: atomic_batches.PRODUCTS}
+
+
 def _write_in_caller_transactions(
-    users: Checked, products: Checked, orders: Checked, results: IngestResult, run: _Run
-) -> None:
-    """Write every row in the transactions the caller holds (atomic mode, one thread)."""
-    size = settings.INGEST_CHUNK_SIZE
-    for checked, write, section in (
-        (users, user_services.users_bulk_insert, results.users),
-        (products, product_services.products_bulk_insert, results.products),
-    ):
-        for start, chunk in checked.chunks(size):
-            ledger_key = run.ledger(checked.resource, start // size)
-            outcome = write(chunk, ids_above=checked.ids_above, ledger_key=ledger_key)
-            _fold(checked, start, chunk, outcome, section)
-            run.advance(len(chunk))
+    users: Checked, products: Checked, orders: Checked, results: IngestResult, run: _Run, key: str
+) -> list[str]:
+    """Write every row in the transactions the caller holds (atomic mode, one thread).
+
+    Returns the names of the services where a marker ``key`` lists what was inserted.
+    """
+    marked = [
+        name
+        for name, checked, write, section in (
+            ("users", users, user_services.users_bulk_insert, results.users),
+            ("products", products, product_services.products_bulk_insert, results.products),
+        )
+        if _write_marked(checked, write, section, run, key)
+    ]
+    if marked:
+        atomic_batches.mark_complete(key)  # commits with the orders, last: the batch is complete
     known = order_services.KnownReferences(  # inserted in this thread's transactions: they exist
         frozenset(results.users.inserted_ids), frozenset(results.products.inserted_ids)
     )
-    chunks = list(orders.chunks(size))
+    chunks = list(orders.chunks(settings.INGEST_CHUNK_SIZE))
     outcomes = order_services.orders_bulk_insert(
         [chunk for _, chunk in chunks],
         ids_above=orders.ids_above,
@@ -699,30 +732,91 @@ def _write_in_caller_transactions(
     )
     for (start, chunk), outcome in zip(chunks, outcomes, strict=True):
         _fold(orders, start, chunk, outcome, results.orders)
+    return marked
 
 
-def _compensate(committed: list[str], results: IngestResult, exc: Exception) -> str:
-    """Delete what earlier commits of an atomic batch wrote after a later commit failed."""
+def _write_marked(
+    checked: Checked, write: Callable, section: ResourceResult, run: _Run, key: str
+) -> bool:
+    """Write one service's chunks and a marker listing the rows they inserted (if any)."""
+    size = settings.INGEST_CHUNK_SIZE
+    service = _MARKED_BY_RESOURCE[checked.resource.name]
+    chunk_keys = [run.ledger(checked.resource, start // size) for start, _ in checked.chunks(size)]
+    # Chunks a run under the same ledger key committed before (a re-run of a complete batch)
+    # are not written again, and are not this batch's to undo.
+    done_before = service.recorded([k for k in chunk_keys if k is not None])
+    new_ids: list[int] = []
+    new_keys: list[str] = []
+    for (start, chunk), ledger_key in zip(checked.chunks(size), chunk_keys, strict=True):
+        outcome = write(chunk, ids_above=checked.ids_above, ledger_key=ledger_key)
+        _fold(checked, start, chunk, outcome, section)
+        run.advance(len(chunk))
+        if ledger_key not in done_before:
+            new_ids += [stored for stored in outcome if stored is not None]
+            if ledger_key is not None:
+                new_keys.append(ledger_key)
+    if not new_ids and not new_keys:
+        return False
+    service.mark(key, ids=new_ids, ledger_keys=new_keys)
+    return True
+
+
+def _undo_now(
+    key: str, committed: list[str], results: IngestResult, exc: Exception
+) -> WriteFailed | None:
+    """After a failed commit: undo what the earlier commits wrote, and say what is left.
+
+    None if the batch turns out complete after all (its orders marker is there: a commit that
+    reported an error but went through, as when a connection is lost during COMMIT).
+    """
+    names = {USERS_DB: USERS.name, PRODUCTS_DB: PRODUCTS.name, ORDERS_DB: ORDERS.name}
     if not committed:
-        return f"atomic=true: nothing was written; a database failed ({exc})."
-    undo = {  # the deletions go through the reference guards, like any other
-        USERS_DB: (user_services.users_delete_many, results.users),
-        PRODUCTS_DB: (product_services.products_delete_many, results.products),
-        ORDERS_DB: (order_services.orders_delete_many, results.orders),
-    }
-    left_behind = {}
-    for alias in committed:
-        delete, section = undo[alias]
-        try:
-            delete(section.inserted_ids)
-        except (DatabaseError, RecordReferenced):
-            left_behind[alias] = section.inserted_ids
-    if left_behind:
-        return (
-            f"atomic=true: a database failed while committing ({exc}), and undoing the "
-            f"earlier commits failed too; these ids were left behind: {left_behind}."
-        )
-    return (
-        f"atomic=true: a database failed while committing ({exc}); the rows already "
-        f"committed in {', '.join(committed)} were deleted again, so nothing was kept."
+        return WriteFailed(f"atomic=true: nothing was written; a database failed ({exc}).")
+    failed = next(
+        (names[alias] for alias in (USERS_DB, PRODUCTS_DB, ORDERS_DB) if alias not in committed),
+        ORDERS.name,
     )
+    try:
+        finished = atomic_batches.finish_interrupted()
+    except DatabaseError as undo_exc:  # the orders database itself: the markers stay
+        finished = atomic_batches.Finished(failed={key: undo_exc})
+    if key in finished.complete:
+        return None
+    sections = {USERS_DB: results.users, PRODUCTS_DB: results.products}
+    fallback = {names[a]: sections[a].inserted_ids for a in committed if a in sections}
+    left = atomic_batches.left_behind(key, fallback)
+    what = f"atomic=true: the {failed} database failed while committing ({exc})"
+    if not left:
+        return WriteFailed(
+            f"{what}; the rows already committed in {' and '.join(sorted(fallback))} were "
+            "deleted again, so nothing was kept. Send the batch again once the database is back."
+        )
+    counts = " and ".join(f"{len(ids)} {name}" for name, ids in left.items())
+    undo_exc = finished.failed.get(key)
+    why = f" ({undo_exc})" if undo_exc is not None else ""
+    return WriteFailed(
+        f"{what}, and deleting what was already committed failed too{why}. {counts} "
+        "of this batch are still stored (ids in left_behind); they are recorded as an "
+        "unfinished batch and will be removed automatically as soon as the database allows: "
+        "at the latest on the next ingest request or by the job reaper. Then send the batch "
+        "again: it will be written exactly once.",
+        left_behind=left,
+    )
+
+
+def finish_interrupted_atomic_batches() -> int:
+    """Finish undoing atomic batches a failure interrupted; return how many were undone.
+
+    Safe to call at any time from any process: it waits for an atomic batch that is still
+    committing, and does nothing (three indexed lookups) when no marker is left. Every ingest
+    calls it first; the job reaper and ``reap_ingest_jobs`` call it too. See ``ingest.atomic``.
+    """
+    return len(atomic_batches.finish_interrupted().undone)
+
+
+def _finish_interrupted_first() -> None:
+    """The recovery at the start of an ingest; a database that fails it does not stop the batch."""
+    try:
+        finish_interrupted_atomic_batches()
+    except DatabaseError as exc:
+        log.warning("could not check for interrupted atomic batches (%s)", exc)

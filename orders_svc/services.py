@@ -14,11 +14,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db import DatabaseError, IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, connections, transaction
 from django.db.models import F
 
 from common.data import bulk
 from common.data.db import lock_for_checked_insert, lock_out_inserts
+from common.data.queries import id_list_param, id_list_sql
 from common.exceptions import RecordInvalid, RecordNotFound
 from orders_svc import rules, selectors
 from orders_svc.models import ORDERS_DB, DeletionEpoch, Order, OrderWriteLedger
@@ -257,3 +258,37 @@ def orders_delete_many(ids: Sequence[int]) -> None:
 def lock_orders_for_checked_insert() -> None:
     """Take the lock an order writer takes before checking references (inside a transaction)."""
     lock_for_checked_insert(ORDERS_DB, ORDERS_TABLE)
+
+
+def orders_referencing(field: str, ids: Collection[int]) -> set[int]:
+    """Which of ``ids`` (of users or products, by ``field``) at least one order points at."""
+    assert field in ("user_id", "product_id"), f"orders reference users and products, not {field}"
+    if not ids:
+        return set()
+    connection = connections[ORDERS_DB]
+    column = connection.ops.quote_name(Order._meta.get_field(field).column)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT DISTINCT {column} FROM {connection.ops.quote_name(ORDERS_TABLE)} "
+            f"WHERE {column} IN ({id_list_sql(connection)})",
+            [id_list_param(connection, ids)],
+        )
+        return {row[0] for row in cursor.fetchall()}
+
+
+# --- markers of atomic ingest batches (see ingest.atomic) ------------------------------------
+
+
+def orders_mark_batch(key: str, *, ids: Sequence[int], ledger_keys: Sequence[str]) -> None:
+    """Record, in the caller's orders transaction, that an atomic batch committed its orders."""
+    bulk.record_marker((OrderWriteLedger, key), ids, ledger_keys)
+
+
+def orders_batch_keys(prefix: str) -> list[str]:
+    """The keys of the batch markers in the orders ledger (one indexed lookup)."""
+    return bulk.ledger_keys_with_prefix(OrderWriteLedger, prefix)
+
+
+def orders_forget_batch(key: str) -> None:
+    """Drop a batch marker (the batch is complete), in its own transaction."""
+    bulk.forget_keys(OrderWriteLedger, [key])

@@ -1,6 +1,7 @@
 """Writes to the products database. Callers pass values already checked by ``rules``."""
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+from contextlib import nullcontext
 from datetime import datetime
 from decimal import Decimal
 
@@ -67,3 +68,44 @@ def products_delete_many(ids: Sequence[int]) -> None:
     """Delete products by id, all or none; raise ``RecordReferenced`` if orders point at any."""
     with guard_deletion("products", ids), transaction.atomic(using=PRODUCTS_DB):
         bulk.delete_ids(Product, ids)
+
+
+# --- markers of atomic ingest batches (see ingest.atomic) ------------------------------------
+
+
+def products_mark_batch(key: str, *, ids: Sequence[int], ledger_keys: Sequence[str]) -> None:
+    """Record, in the caller's products transaction, the rows an atomic batch inserted there."""
+    bulk.record_marker((ProductWriteLedger, key), ids, ledger_keys)
+
+
+def products_batch_keys(prefix: str) -> list[str]:
+    """The keys of the batch markers in the products ledger (one indexed lookup)."""
+    return bulk.ledger_keys_with_prefix(ProductWriteLedger, prefix)
+
+
+def products_batch_ids(key: str) -> list[int] | None:
+    """The products ids the batch marker ``key`` lists, or None if there is none."""
+    return bulk.marked_ids((ProductWriteLedger, key))
+
+
+def products_undo_batch(key: str, *, keep: Collection[int] = frozenset()) -> list[int]:
+    """Delete the products an interrupted batch inserted (but ``keep``) and its marker, all or none.
+
+    The deletion guards run as for any deletion: ``RecordReferenced`` if an order points at one
+    of the ids to delete. Returns the ids deleted.
+    """
+    keep = frozenset(keep)
+    ids = [i for i in (products_batch_ids(key) or ()) if i not in keep]
+    guard = guard_deletion("products", ids) if ids else nullcontext()
+    with guard, transaction.atomic(using=PRODUCTS_DB):
+        return bulk.undo_marked_insert(Product, (ProductWriteLedger, key), keep=keep)
+
+
+def products_recorded_ledger_keys(keys: Sequence[str]) -> set[str]:
+    """Which of the write-ledger ``keys`` are recorded (chunks a re-run will not write again)."""
+    return bulk.recorded_keys(ProductWriteLedger, keys)
+
+
+def products_forget_batch(key: str) -> None:
+    """Drop a batch marker (the batch is complete), in its own transaction."""
+    bulk.forget_keys(ProductWriteLedger, [key])

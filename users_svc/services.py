@@ -1,6 +1,7 @@
 """Writes to the users database. Callers pass values already checked by ``rules.check_user``."""
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+from contextlib import nullcontext
 from datetime import datetime
 
 from django.db import transaction
@@ -66,3 +67,44 @@ def users_delete_many(ids: Sequence[int]) -> None:
     """Delete users by id, all or none; raise ``RecordReferenced`` if orders point at any."""
     with guard_deletion("users", ids), transaction.atomic(using=USERS_DB):
         bulk.delete_ids(User, ids)
+
+
+# --- markers of atomic ingest batches (see ingest.atomic) ------------------------------------
+
+
+def users_mark_batch(key: str, *, ids: Sequence[int], ledger_keys: Sequence[str]) -> None:
+    """Record, in the caller's users transaction, the rows an atomic batch inserted there."""
+    bulk.record_marker((UserWriteLedger, key), ids, ledger_keys)
+
+
+def users_batch_keys(prefix: str) -> list[str]:
+    """The keys of the batch markers in the users ledger (one indexed lookup)."""
+    return bulk.ledger_keys_with_prefix(UserWriteLedger, prefix)
+
+
+def users_batch_ids(key: str) -> list[int] | None:
+    """The users ids the batch marker ``key`` lists, or None if there is none."""
+    return bulk.marked_ids((UserWriteLedger, key))
+
+
+def users_undo_batch(key: str, *, keep: Collection[int] = frozenset()) -> list[int]:
+    """Delete the users an interrupted batch inserted (but ``keep``) and its marker, all or none.
+
+    The deletion guards run as for any deletion: ``RecordReferenced`` if an order points at one
+    of the ids to delete. Returns the ids deleted.
+    """
+    keep = frozenset(keep)
+    ids = [i for i in (users_batch_ids(key) or ()) if i not in keep]
+    guard = guard_deletion("users", ids) if ids else nullcontext()
+    with guard, transaction.atomic(using=USERS_DB):
+        return bulk.undo_marked_insert(User, (UserWriteLedger, key), keep=keep)
+
+
+def users_recorded_ledger_keys(keys: Sequence[str]) -> set[str]:
+    """Which of the write-ledger ``keys`` are recorded (chunks a re-run will not write again)."""
+    return bulk.recorded_keys(UserWriteLedger, keys)
+
+
+def users_forget_batch(key: str) -> None:
+    """Drop a batch marker (the batch is complete), in its own transaction."""
+    bulk.forget_keys(UserWriteLedger, [key])

@@ -299,3 +299,75 @@ def delete_ids(model: type[models.Model], ids: Sequence[int]) -> None:
             f"DELETE FROM {table} WHERE {pk} IN ({id_list_sql(connection)})",
             [id_list_param(connection, ids)],
         )
+
+
+# --- markers of an insert that spans several databases (atomic ingest) -----------------------
+#
+# A marker is a ledger row written in the same transaction as the rows it lists, so that a
+# write whose other half failed can be undone later from what the database itself recorded:
+# ``{"ids": [ids inserted], "ledger_keys": [chunk keys recorded alongside]}``.
+
+
+def ledger_keys_with_prefix(ledger_model: type[models.Model], prefix: str) -> list[str]:
+    """The ledger keys that start with ``prefix``, by one indexed lookup.
+
+    SQLite compares text byte by byte, so a range (``key >= 'atomic:' AND key < 'atomic;'``)
+    walks the unique index; its LIKE ignores case and cannot. PostgreSQL compares by the
+    database's collation, which may ignore punctuation (``en_US``), so a range could miss keys
+    there; its LIKE uses the ``varchar_pattern_ops`` index Django adds to a unique CharField.
+    """
+    manager = ledger_model._default_manager
+    if connections[router.db_for_read(ledger_model)].vendor == "postgresql":
+        found = manager.filter(key__startswith=prefix)
+    else:
+        found = manager.filter(key__gte=prefix, key__lt=prefix[:-1] + chr(ord(prefix[-1]) + 1))
+    return list(found.values_list("key", flat=True))
+
+
+def recorded_keys(ledger_model: type[models.Model], keys: Sequence[str]) -> set[str]:
+    """Which of ``keys`` are recorded in the ledger."""
+    if not keys:
+        return set()
+    return set(ledger_model._default_manager.filter(key__in=keys).values_list("key", flat=True))
+
+
+def forget_keys(ledger_model: type[models.Model], keys: Sequence[str]) -> None:
+    """Drop the ledger rows with exactly these keys."""
+    if keys:
+        ledger_model._default_manager.filter(key__in=keys).delete()
+
+
+def record_marker(ledger: Ledger, ids: Sequence[int], ledger_keys: Sequence[str]) -> None:
+    """Record, in the caller's transaction, the rows it inserted and the chunk keys it wrote."""
+    record_outcome(ledger, {"ids": list(ids), "ledger_keys": list(ledger_keys)})
+
+
+def marked_ids(ledger: Ledger) -> list[int] | None:
+    """The ids a marker lists, or None if there is no such marker."""
+    marker = recorded_outcome(ledger)
+    return None if marker is None else marker["ids"]
+
+
+def undo_marked_insert(
+    model: type[models.Model], ledger: Ledger, *, keep: AbstractSet[int] = frozenset()
+) -> list[int]:
+    """Delete the rows a marker lists (except ``keep``), its chunk keys and the marker itself.
+
+    Call inside a transaction on the model's database; returns the ids deleted (none if the
+    marker is gone: someone undid it first). On PostgreSQL the marker row is locked first, so
+    two undos of one marker run one after the other and the second finds nothing.
+    """
+    ledger_model, key = ledger
+    stored = (
+        ledger_model._default_manager.select_for_update()
+        .filter(key=key)
+        .values_list("outcome", flat=True)
+        .first()
+    )
+    if stored is None:
+        return []
+    marker = msgspec.json.decode(bytes(stored))
+    ids = [i for i in marker["ids"] if i not in keep]
+    delete_ids(model, ids)
+    forget_keys(ledger_model, [*marker["ledger_keys"], key])
+    return ids

@@ -1,0 +1,209 @@
+"""Atomic batches across three databases: all or nothing, even when the undo has to wait.
+
+An atomic ingest (``?atomic=true``) writes its users, products and orders in three transactions,
+one per database, and commits them one after another: users, products, orders. There is no
+two-phase commit across databases, so a commit can fail after an earlier one succeeded (a full
+disk, a lost connection); the earlier commits are then undone at once, and when even that fails
+(the same fault), later. What makes "later" safe is a *marker*: a row ``atomic:<batch>`` in the
+service's own write ledger (``common.models.WriteLedger``), written in the same transaction as
+the batch's rows in that service and listing their ids. It is committed exactly when they are,
+in the same file, so whatever fails, each database itself says what a batch left there:
+
+* orders commit last, so a batch is complete exactly when its orders marker exists;
+* a users or products marker without an orders marker is an interrupted batch: its rows are
+  deleted, rows and marker in one transaction, through the services' deletion guards.
+
+No extra database is involved, so this holds when the default database is on the same full
+disk. :func:`finish_interrupted` does the undo; the pipeline runs it when a commit fails, at the
+start of every ingest, and the job reaper runs it too. It must never undo a batch that is still
+committing: every atomic batch holds the named lock :data:`BATCH_LOCK` in the orders database
+(``common.data.db.hold_named_lock``) from before its first write until its orders transaction
+ends, and the recovery takes it before it reads any marker. While the recovery holds it, no batch
+is between its first commit and its last, so a users marker without an orders marker really is
+left over. The orders markers are read first: a complete batch drops its markers when it is done
+(users and products first, the orders one last: a lone orders marker is harmless, a lone users
+marker would be undone), which may happen while the recovery reads.
+
+If an order now points at a leftover user or product (someone created it through the API after
+the failed batch ended and before the undo), that row is not deleted: the deletion guards refuse
+to leave an order pointing nowhere, and deleting someone else's order is not ours to do. The row
+stays as an ordinary one (a warning names it), everything else of the batch is deleted, and a
+re-sent batch reports that id as a duplicate.
+"""
+
+import logging
+import uuid
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, field
+
+from django.db import DatabaseError, transaction
+
+from common.data.db import hold_named_lock
+from common.exceptions import RecordReferenced
+from orders_svc import services as order_services
+from orders_svc.models import ORDERS_DB
+from products_svc import services as product_services
+from users_svc import services as user_services
+
+log = logging.getLogger("store.ingest")
+
+PREFIX = "atomic:"  # keys range from "atomic:" up to, not including, "atomic;"
+BATCH_LOCK = "ingest:atomic-batches"
+_ATTEMPTS = 3  # undo attempts when orders keep appearing for the rows (PostgreSQL only)
+
+
+@dataclass(frozen=True)
+class MarkedService:
+    """A service whose rows an interrupted batch may leave: how to find and undo them."""
+
+    name: str  # "users"
+    reference_field: str  # what orders call it: "user_id"
+    mark: Callable[..., None]  # (key, *, ids, ledger_keys), in the caller's transaction
+    recorded: Callable[[Sequence[str]], set[str]]  # chunk keys a re-run will not write again
+    keys: Callable[[str], list[str]]
+    ids: Callable[[str], list[int] | None]
+    undo: Callable[..., list[int]]  # (key, *, keep) -> ids deleted
+    forget: Callable[[str], None]
+
+
+USERS = MarkedService(
+    "users",
+    "user_id",
+    user_services.users_mark_batch,
+    user_services.users_recorded_ledger_keys,
+    user_services.users_batch_keys,
+    user_services.users_batch_ids,
+    user_services.users_undo_batch,
+    user_services.users_forget_batch,
+)
+PRODUCTS = MarkedService(
+    "products",
+    "product_id",
+    product_services.products_mark_batch,
+    product_services.products_recorded_ledger_keys,
+    product_services.products_batch_keys,
+    product_services.products_batch_ids,
+    product_services.products_undo_batch,
+    product_services.products_forget_batch,
+)
+MARKED = (USERS, PRODUCTS)
+
+
+@dataclass
+class Finished:
+    """What one recovery did, by batch key."""
+
+    undone: list[str] = field(default_factory=list)  # interrupted batches now fully undone
+    complete: list[str] = field(default_factory=list)  # complete batches whose markers went
+    failed: dict[str, Exception] = field(default_factory=dict)  # left for the next attempt
+
+
+def new_batch_key() -> str:
+    return f"{PREFIX}{uuid.uuid4().hex}"
+
+
+def hold_batch_lock() -> None:
+    """Take the batch lock (inside an orders transaction, before any table lock there)."""
+    hold_named_lock(ORDERS_DB, BATCH_LOCK)
+
+
+def mark_complete(key: str) -> None:
+    """Record, in the caller's orders transaction, that the batch's orders commit with it."""
+    order_services.orders_mark_batch(key, ids=[], ledger_keys=[])
+
+
+def forget_batch(key: str, marked: Collection[str]) -> None:
+    """Drop the markers of a complete batch (best effort: leftovers are harmless)."""
+    try:
+        for service in MARKED:
+            if service.name in marked:
+                service.forget(key)
+        order_services.orders_forget_batch(key)  # last: see the module docstring
+    except DatabaseError as exc:
+        log.warning("atomic batch %s is complete; its markers stay for now (%s)", key, exc)
+
+
+def any_markers() -> bool:
+    """Whether any database holds a batch marker: three indexed lookups, the normal path."""
+    return bool(order_services.orders_batch_keys(PREFIX)) or any(
+        service.keys(PREFIX) for service in MARKED
+    )
+
+
+def finish_interrupted() -> Finished:
+    """Undo what interrupted atomic batches left, and drop the markers of complete ones.
+
+    Waits for any atomic batch that is committing (the batch lock). A batch whose undo fails
+    (its database still failing, or an order created meanwhile for one of its rows on
+    PostgreSQL, again and again) is left for the next call, logged and listed in ``failed``.
+    """
+    finished = Finished()
+    if not any_markers():
+        return finished
+    with transaction.atomic(using=ORDERS_DB):
+        hold_batch_lock()
+        complete = set(order_services.orders_batch_keys(PREFIX))  # first: see the docstring
+        pending = {service.name: set(service.keys(PREFIX)) for service in MARKED}
+        for key in sorted(complete.union(*pending.values())):
+            # A savepoint: a batch whose undo fails does not spoil the others' transaction.
+            with transaction.atomic(using=ORDERS_DB):
+                _finish_one(key, key in complete, pending, finished)
+    return finished
+
+
+def _finish_one(key: str, complete: bool, pending: dict[str, set[str]], finished: Finished) -> None:
+    """Drop a complete batch's markers, or undo an interrupted one (noting the outcome)."""
+    if complete:
+        forget_batch(key, [name for name, keys in pending.items() if key in keys])
+        finished.complete.append(key)
+        return
+    try:
+        for service in MARKED:
+            if key in pending[service.name]:
+                _undo(service, key)
+    except (DatabaseError, RecordReferenced) as exc:
+        log.warning("atomic batch %s: undo left for later (%s)", key, exc)
+        finished.failed[key] = exc
+    else:
+        log.info("atomic batch %s: interrupted, its rows were deleted", key)
+        finished.undone.append(key)
+
+
+def _undo(service: MarkedService, key: str) -> None:
+    """Delete one service's rows of an interrupted batch, but those an order points at."""
+    keep: set[int] = set()
+    for attempt in range(_ATTEMPTS):
+        try:
+            service.undo(key, keep=keep)
+        except RecordReferenced:
+            if attempt == _ATTEMPTS - 1:
+                raise
+            ids = service.ids(key) or []
+            keep |= order_services.orders_referencing(service.reference_field, ids)
+            continue
+        if keep:
+            log.warning(
+                "atomic batch %s: kept %d %s that orders now point at (ids %s); they stay as "
+                "ordinary rows",
+                key,
+                len(keep),
+                service.name,
+                sorted(keep)[:20],
+            )
+        return
+
+
+def left_behind(key: str, fallback: dict[str, list[int]]) -> dict[str, list[int]]:
+    """The ids the batch ``key`` still has in each database (by its markers).
+
+    A database that cannot be read is assumed to hold what ``fallback`` says for it.
+    """
+    left: dict[str, list[int]] = {}
+    for service in MARKED:
+        try:
+            ids = service.ids(key)
+        except DatabaseError:
+            ids = fallback.get(service.name)
+        if ids:
+            left[service.name] = ids
+    return left
