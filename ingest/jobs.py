@@ -336,6 +336,16 @@ def _purge_now_and_then() -> None:
         purge_expired()
     except Exception:  # expiry can wait for the next look; the jobs must still be shown
         logger.exception("ingest purge failed")
+    finish_interrupted_atomic_batches()
+
+
+def finish_interrupted_atomic_batches() -> int:
+    """Undo what an interrupted atomic batch left (``ingest.atomic``); never fails the caller."""
+    try:
+        return pipeline.finish_interrupted_atomic_batches()
+    except Exception:  # the next look, or the next ingest, tries again
+        logger.exception("could not finish the undo of interrupted atomic batches")
+        return 0
 
 
 def _delete_jobs_finished_before(cutoff: datetime) -> int:
