@@ -148,7 +148,6 @@ class ResourceResult:
         return self.received - len(self.skipped) + self.failed_writes
 
     def as_dict(self) -> dict[str, Any]:
-        self.skipped.sort(key=itemgetter(0))
         return {
             "received": self.received,
             "valid": self.valid,
@@ -165,8 +164,9 @@ class ResourceResult:
 
         Grouped because a batch of 500,000 records with the same fault would otherwise repeat
         the same reasons 500,000 times (a response 49 times its request); grouped, a skipped
-        record costs its index (and id) only. ``self.skipped`` must be sorted by index.
+        record costs its index (and id) only.
         """
+        self.skipped.sort(key=itemgetter(0))
         groups: dict[bytes, tuple[Reasons, list[int], list[Any]]] = {}
         last: Reasons | None = None
         group: tuple[Reasons, list[int], list[Any]] = ({}, [], [])
