@@ -66,8 +66,10 @@ class IngestView(APIView):
         summary="Ingest a batch of users, products and orders",
         description=(
             "Every record is checked with the same rules as the single-record endpoints and "
-            "comes back either inserted (its id in `inserted_ids`) or skipped (its index, id and "
-            "reasons in `skipped_records`). Users and products are written first, in chunks, "
+            "comes back either inserted (its id in `inserted_ids`) or skipped (its index, and "
+            "id if it had one, in the group of `skipped_groups` that gives its reasons: one "
+            "group per distinct reasons, so the answer stays within a small multiple of the "
+            "request). Users and products are written first, in chunks, "
             "each chunk its own transaction; orders are then checked against the users and "
             "products databases, so an order may point at a user or product inserted earlier "
             "in the same batch, but not at one that was skipped. A record with an explicit `id` "
@@ -88,8 +90,9 @@ class IngestView(APIView):
             'line with a `"type"` (`user`, `product` or `order`) beside its fields, or '
             "`text/csv` with `?type=users|products|orders` and a header row naming the columns "
             "(`id` optional). Both are read a line at a time; the result is the same, and each "
-            "skipped record also carries its `line`. A line that is not a record (malformed "
-            "JSON, no known type, a broken CSV row) refuses the body with a 400 naming the line."
+            "group of skipped records also carries their `lines`. A line that is not a record "
+            "(malformed JSON, no known type, a broken CSV row) refuses the body with a 400 "
+            "naming the line."
         ),
         request={
             "application/json": IngestRequestSerializer,

@@ -245,11 +245,12 @@ class LineNumberedBatch:
         return self.count
 
     def annotate(self, body: dict[str, Any]) -> dict[str, Any]:
-        """Add the ``line`` of every skipped record to a result body (``IngestResult.as_dict``)."""
+        """Add ``lines`` to every group of skipped records of a result body
+        (``IngestResult.as_dict``), parallel to its ``indexes``."""
         for name in TYPES:
             lines = self.lines[name]
-            for skipped in body[name]["skipped_records"]:
-                skipped["line"] = lines[skipped["index"]]
+            for group in body[name]["skipped_groups"]:
+                group["lines"] = [lines[index] for index in group["indexes"]]
         return body
 
 

@@ -40,16 +40,31 @@ class IngestRequestSerializer(serializers.Serializer):
     )
 
 
-class SkippedRecordSerializer(serializers.Serializer):
-    index = serializers.IntegerField(help_text="Position of the record in its list.")
-    id = serializers.JSONField(allow_null=True, help_text="The record's id, if it had one.")
+class SkippedGroupSerializer(serializers.Serializer):
+    """Skipped records that share their reasons: one group per distinct reasons, in order of
+    each group's first index, so that a response lists each skipped record once by its index
+    and stays within a small multiple of its request."""
+
     reasons = serializers.DictField(
         child=serializers.ListField(child=serializers.CharField()),
-        help_text="Messages per field, as the single-record endpoints give them.",
+        help_text="Messages per field, as the single-record endpoints give them; the same for "
+        "every record of the group.",
     )
-    line = serializers.IntegerField(
+    indexes = serializers.ListField(
+        child=serializers.IntegerField(),
+        help_text="Positions of the group's records in their list, ascending.",
+    )
+    ids = serializers.ListField(
+        child=serializers.JSONField(allow_null=True),
         required=False,
-        help_text="The record's line in an NDJSON or CSV body (not given for JSON bodies).",
+        help_text="The records' ids, parallel to `indexes` (null for a record without one); "
+        "given only when at least one record of the group had an id.",
+    )
+    lines = serializers.ListField(
+        child=serializers.IntegerField(),
+        required=False,
+        help_text="The records' lines in an NDJSON or CSV body, parallel to `indexes` (not "
+        "given for JSON bodies).",
     )
 
 
@@ -64,13 +79,15 @@ class ResourceResultSerializer(serializers.Serializer):
     received = serializers.IntegerField()
     valid = serializers.IntegerField(help_text="Passed every check (dry run: would be inserted).")
     inserted = serializers.IntegerField()
-    skipped = serializers.IntegerField()
+    skipped = serializers.IntegerField(help_text="Records skipped (the sum of the groups' sizes).")
     inserted_ids = serializers.ListField(
         child=serializers.IntegerField(),
         help_text="Ids of the inserted records, in request order: the n-th record that was not "
         "skipped got the n-th id.",
     )
-    skipped_records = SkippedRecordSerializer(many=True)
+    skipped_groups = SkippedGroupSerializer(
+        many=True, help_text="Every skipped record, grouped by its reasons."
+    )
 
 
 class IngestResponseSerializer(serializers.Serializer):
@@ -94,6 +111,7 @@ REQUEST_EXAMPLE = OpenApiExample(
         "users": [
             {"id": 1, "name": "Alice", "email": "alice@example.com"},
             {"id": 10, "name": "", "email": "jane@example.com"},
+            {"name": "", "email": "joe@example.com"},
         ],
         "products": [
             {"id": 1, "name": "Laptop", "price": 1000.0},
@@ -107,14 +125,15 @@ REQUEST_EXAMPLE = OpenApiExample(
 )
 
 
-def _section(inserted_ids, skipped_records):
+def _section(inserted_ids, skipped_groups):
+    skipped = sum(len(group["indexes"]) for group in skipped_groups)
     return {
-        "received": len(inserted_ids) + len(skipped_records),
+        "received": len(inserted_ids) + skipped,
         "valid": len(inserted_ids),
         "inserted": len(inserted_ids),
-        "skipped": len(skipped_records),
+        "skipped": skipped,
         "inserted_ids": inserted_ids,
-        "skipped_records": skipped_records,
+        "skipped_groups": skipped_groups,
     }
 
 
@@ -129,15 +148,22 @@ RESPONSE_EXAMPLE = OpenApiExample(
         "atomic": False,
         "committed": True,
         "users": _section(
-            [1], [{"index": 1, "id": 10, "reasons": {"name": ["This field may not be blank."]}}]
+            [1],
+            [
+                {
+                    "reasons": {"name": ["This field may not be blank."]},
+                    "indexes": [1, 2],
+                    "ids": [10, None],
+                }
+            ],
         ),
         "products": _section(
             [1],
             [
                 {
-                    "index": 1,
-                    "id": 10,
                     "reasons": {"price": ["Ensure this value is greater than 0."]},
+                    "indexes": [1],
+                    "ids": [10],
                 }
             ],
         ),
@@ -145,12 +171,12 @@ RESPONSE_EXAMPLE = OpenApiExample(
             [1],
             [
                 {
-                    "index": 1,
-                    "id": 10,
                     "reasons": {
                         "user_id": ["User 10 does not exist."],
                         "product_id": ["Product 11 does not exist."],
                     },
+                    "indexes": [1],
+                    "ids": [10],
                 }
             ],
         ),

@@ -9,6 +9,7 @@ import pytest
 from ingest.models import IngestJob
 from orders_svc.models import Order
 from products_svc.models import Product
+from tests.ingest.skips import skipped_records
 from users_svc.models import User
 
 pytestmark = pytest.mark.django_db(databases="__all__")
@@ -406,7 +407,7 @@ def test_hostile_request(api, settings, method, path, content_type, body, expect
         skipped = [
             record
             for kind in ("users", "products", "orders")
-            for record in payload[kind]["skipped_records"]
+            for record in skipped_records(payload[kind])
         ]
         assert received == len(skipped) == 1
         assert all(reasons for reasons in skipped[0]["reasons"].values())

@@ -64,7 +64,7 @@ class Client(threading.Thread):
                 self.inserted[kind].update(payload[kind]["inserted_ids"])
                 if payload[kind]["skipped"]:
                     self.problems.append(
-                        f"ingest skipped {kind}: {payload[kind]['skipped_records'][:1]}"
+                        f"ingest skipped {kind}: {payload[kind]['skipped_groups'][:1]}"
                     )
         else:
             self.problems.append(f"ingest answered {status}: {payload}")

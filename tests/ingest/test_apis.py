@@ -14,6 +14,7 @@ from ingest.writers import writers_for
 from orders_svc.models import Order
 from products_svc.models import Product
 from tests.factories import make_product, make_user
+from tests.ingest.skips import skipped_records
 from users_svc import services as user_services
 from users_svc.models import User
 
@@ -61,7 +62,7 @@ def test_a_mixed_batch_gives_every_record_a_result(api):
     assert (users["received"], users["valid"], users["inserted"], users["skipped"]) == (4, 2, 2, 2)
     # The record without an id got one above every explicit id of the batch (even invalid ones).
     assert users["inserted_ids"] == [1, 11]
-    assert users["skipped_records"] == [
+    assert skipped_records(users) == [
         {"index": 1, "id": 10, "reasons": {"name": ["This field may not be blank."]}},
         {
             "index": 3,
@@ -71,7 +72,7 @@ def test_a_mixed_batch_gives_every_record_a_result(api):
     ]
     assert body["products"]["inserted_ids"] == [1]
     assert body["orders"]["inserted_ids"] == [1]
-    assert body["orders"]["skipped_records"] == [
+    assert skipped_records(body["orders"]) == [
         {"index": 1, "id": 2, "reasons": {"user_id": ["User 10 does not exist."]}},
         {"index": 2, "id": 3, "reasons": {"product_id": ["Product 2 does not exist."]}},
         {"index": 3, "id": 4, "reasons": {"quantity": ["Ensure this value is greater than 0."]}},
@@ -114,7 +115,7 @@ def test_duplicate_ids_in_the_batch_and_in_the_database_are_skipped(api):
         },
     ).json()["users"]
     assert body["inserted_ids"] == [6, 7]
-    assert body["skipped_records"] == [
+    assert skipped_records(body) == [
         {
             "index": 0,
             "id": 5,
@@ -153,7 +154,7 @@ def test_ids_are_assigned_above_the_batch_explicit_ids(api, settings):
 @pytest.mark.parametrize("bad_id", [0, -3, 1.5, "x", True, 2**63, [1], {"a": 1}])
 def test_invalid_ids_skip_the_record(api, bad_id):
     body = post(api, {"users": [{"id": bad_id, "name": "A", "email": "a@example.com"}]}).json()
-    skipped = body["users"]["skipped_records"]
+    skipped = skipped_records(body["users"])
     assert len(skipped) == 1
     assert list(skipped[0]["reasons"]) == ["id"]
     assert not User.objects.exists()
@@ -169,7 +170,7 @@ def test_small_chunks_give_the_same_result(api, settings):
     ).json()
     assert body["users"]["inserted_ids"] == [1, 2, 3, 4, 6, 7, 8, 9, 10]
     assert body["orders"]["inserted_ids"] == [1, 2, 3, 4, 6, 7, 8, 9, 10]
-    assert body["orders"]["skipped_records"] == [
+    assert skipped_records(body["orders"]) == [
         {"index": 4, "id": 5, "reasons": {"user_id": ["User 5 does not exist."]}}
     ]
     assert User.objects.count() == 9
@@ -193,10 +194,10 @@ def test_dry_run_checks_everything_and_writes_nothing(api):
     assert body["committed"] is False
     assert body["users"]["valid"] == 1
     assert body["users"]["inserted"] == 0
-    assert body["users"]["skipped_records"][0]["reasons"] == {
+    assert skipped_records(body["users"])[0]["reasons"] == {
         "id": ["Duplicate id: a user with id 1 already exists."]
     }
-    assert body["orders"]["skipped_records"][0]["reasons"] == {
+    assert skipped_records(body["orders"])[0]["reasons"] == {
         "product_id": ["Product 9 does not exist."]
     }
     assert User.objects.count() == 1
@@ -219,7 +220,7 @@ def test_atomic_batch_with_an_invalid_record_writes_nothing_anywhere(api):
     body = response.json()
     assert body["committed"] is False
     assert body["detail"] == "atomic=true: nothing was written because 1 records are invalid."
-    assert body["orders"]["skipped_records"][0]["index"] == 1
+    assert skipped_records(body["orders"])[0]["index"] == 1
     assert (User.objects.count(), Product.objects.count(), Order.objects.count()) == (0, 0, 0)
 
 
@@ -286,8 +287,8 @@ def test_a_chunk_whose_database_fails_is_reported_and_the_rest_is_written(
     users = [{"id": i, "name": f"U{i}", "email": f"u{i}@example.com"} for i in range(1, 6)]
     body = post(api, {"users": users}).json()["users"]
     assert body["inserted_ids"] == [1, 2, 5]
-    assert [s["id"] for s in body["skipped_records"]] == [3, 4]
-    assert body["skipped_records"][0]["reasons"]["non_field_errors"][0].startswith(
+    assert [s["id"] for s in skipped_records(body)] == [3, 4]
+    assert skipped_records(body)[0]["reasons"]["non_field_errors"][0].startswith(
         "Not written: the users database is unavailable (OperationalError: disk I/O error)."
     )
     assert body["valid"] == 5
@@ -383,6 +384,4 @@ def test_every_writer_thread_closes_its_own_connections(api, monkeypatch):
 def test_single_record_rules_apply_to_the_bulk_path(api):
     make_product(id=1)
     body = post(api, {"orders": [{"user_id": 1, "product_id": 1, "quantity": "2"}]}).json()
-    assert body["orders"]["skipped_records"][0]["reasons"] == {
-        "user_id": ["User 1 does not exist."]
-    }
+    assert skipped_records(body["orders"])[0]["reasons"] == {"user_id": ["User 1 does not exist."]}

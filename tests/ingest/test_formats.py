@@ -8,6 +8,7 @@ from ingest import formats
 from ingest.duplicates import RepeatedKey
 from orders_svc.models import Order
 from products_svc.models import Product
+from tests.ingest.skips import skipped_records
 from users_svc.models import User
 
 pytestmark = pytest.mark.django_db(databases="__all__", transaction=True, reset_sequences=True)
@@ -32,12 +33,12 @@ def test_an_ndjson_body_gives_every_record_a_result_with_its_line(api):
     assert response.status_code == 200, response.content
     body = response.json()
     assert body["users"]["inserted_ids"] == [1]
-    assert body["users"]["skipped_records"] == [
+    assert skipped_records(body["users"]) == [
         {"index": 1, "id": 2, "reasons": {"name": ["This field may not be blank."]}, "line": 2}
     ]
     assert body["products"]["inserted_ids"] == [1]
     assert body["orders"]["inserted"] == 1
-    skipped = {record["line"]: record["reasons"] for record in body["orders"]["skipped_records"]}
+    skipped = {record["line"]: record["reasons"] for record in skipped_records(body["orders"])}
     assert set(skipped) == {6, 7}
     assert "user_id" in skipped[6]  # user 2 was skipped, so the order points nowhere
     assert skipped[7] == {"quantity": ["Ensure this value is greater than 0."]}
@@ -64,7 +65,7 @@ def test_an_ndjson_record_that_repeats_a_key_is_skipped_like_in_json(api):
     body = '{"type": "user", "name": "", "name": "Eve", "email": "eve@example.com"}\n'
     response = post(api, body, "application/x-ndjson")
     assert response.status_code == 200
-    [skipped] = response.json()["users"]["skipped_records"]
+    [skipped] = skipped_records(response.json()["users"])
     assert "appears more than once" in skipped["reasons"]["non_field_errors"][0]
     assert skipped["line"] == 1
     assert User.objects.count() == 0
@@ -76,7 +77,7 @@ def test_a_csv_body_of_each_type(api):
     assert response.status_code == 200, response.content
     body = response.json()["users"]
     assert body["inserted_ids"] == [1, 4]  # an empty id cell: the database assigns one
-    assert [(r["line"], sorted(r["reasons"])) for r in body["skipped_records"]] == [
+    assert [(r["line"], sorted(r["reasons"])) for r in skipped_records(body)] == [
         (4, ["email", "name"])
     ]
     products = '\ufeffname,price,notes\n"Desk, oak",120.50,"two\nlines"\nPen,-1,\n'
@@ -84,11 +85,11 @@ def test_a_csv_body_of_each_type(api):
     assert response.status_code == 200, response.content
     body = response.json()["products"]
     assert body["inserted"] == 1
-    assert body["skipped_records"][0]["line"] == 4  # the quoted cell spans lines 2 and 3
+    assert skipped_records(body)[0]["line"] == 4  # the quoted cell spans lines 2 and 3
     orders = "user_id,product_id,quantity\n1,1,2\n1,99,1\n"
     response = post(api, orders, "text/csv", "?type=orders")
     assert response.json()["orders"]["inserted"] == 1
-    assert response.json()["orders"]["skipped_records"][0]["line"] == 3
+    assert skipped_records(response.json()["orders"])[0]["line"] == 3
     assert list(Product.objects.values_list("name", flat=True)) == ["Desk, oak"]
     assert list(Order.objects.values_list("user_id", "product_id", "quantity")) == [(1, 1, 2)]
 
@@ -162,7 +163,7 @@ def test_streamed_bodies_run_as_background_jobs_with_their_lines(api, body, cont
     assert job["state"] == "succeeded", job
     users = job["result"]["users"]
     assert users["inserted_ids"] == [1]
-    assert users["skipped_records"][0]["line"] == (2 if content_type != "text/csv" else 3)
+    assert skipped_records(users)[0]["line"] == (2 if content_type != "text/csv" else 3)
     assert list(User.objects.values_list("id", "name")) == [(1, "Alice")]
 
 
