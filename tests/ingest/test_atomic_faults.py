@@ -17,13 +17,15 @@ import tempfile
 import threading
 import urllib.error
 import urllib.request
+from io import StringIO
 from pathlib import Path
 
 import pytest
+from django.core.management import call_command
 from django.db import OperationalError, connections
 
 from common.data import bulk
-from ingest import pipeline
+from ingest import jobs, pipeline
 from ingest.records import decode_batch
 from orders_svc import services as order_services
 from orders_svc.models import Order, OrderWriteLedger
@@ -174,6 +176,23 @@ def test_the_reaper_call_finishes_the_undo_once(api, monkeypatch):
     assert_nothing_stored()
     assert markers() == []
     assert pipeline.finish_interrupted_atomic_batches() == 0
+
+
+def test_reap_ingest_jobs_finishes_the_undo(api, monkeypatch):
+    leave_users_behind(api, monkeypatch)
+    out = StringIO()
+    call_command("reap_ingest_jobs", stdout=out)
+    assert "1 interrupted atomic batch(es) undone." in out.getvalue().splitlines()
+    assert_nothing_stored()
+    assert markers() == []
+
+
+def test_the_job_reaper_finishes_the_undo_when_someone_looks_at_jobs(api, monkeypatch):
+    leave_users_behind(api, monkeypatch)
+    monkeypatch.setattr(jobs, "_last_purge", -1e9)  # the reaper's once-a-minute turn is due
+    assert api.get("/ingest/jobs/").status_code == 200
+    assert_nothing_stored()
+    assert markers() == []
 
 
 def test_a_leftover_user_an_order_now_points_at_is_kept_and_the_rest_undone(api, monkeypatch):

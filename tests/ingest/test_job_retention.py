@@ -219,6 +219,7 @@ def test_the_command_says_what_it_reaped_and_purged(settings):
         "0 stale job(s) retried or failed.",
         "2 expired job(s), 1 leftover payload(s), 1 expired idempotency key(s), "
         "3 stale write-ledger row(s) deleted.",
+        "0 interrupted atomic batch(es) undone.",
     ]
     assert IngestJob.objects.count() == 1
     assert not IngestJobPayload.objects.exists()
