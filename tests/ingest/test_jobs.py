@@ -209,6 +209,7 @@ def test_the_reap_command_handles_silent_jobs(api, monkeypatch):
         "1 stale job(s) retried or failed.",
         "0 expired job(s), 0 leftover payload(s), 0 expired idempotency key(s), "
         "0 stale write-ledger row(s) deleted.",
+        "0 interrupted atomic batch(es) undone.",
     ]
     assert IngestJob.objects.get(id=job_id).state == "queued"
 
