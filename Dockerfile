@@ -16,7 +16,7 @@ COPY . .
 # The docs' assets (Swagger UI, Redoc) and the admin's, served by the app itself (WhiteNoise).
 RUN SECRET_KEY=collectstatic-only ALLOWED_HOSTS=build python manage.py collectstatic --noinput
 
-RUN useradd --create-home --uid 10001 app && mkdir -p /app/data && chown -R app /app
+RUN useradd --create-home --uid 10001 app && mkdir -p -m 0700 /app/data && chown -R app /app
 USER app
 ENV DATA_DIR=/app/data
 EXPOSE 8000

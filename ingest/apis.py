@@ -37,6 +37,7 @@ from ingest import bodies, idempotency, jobs, pipeline, selectors
 from ingest.serializers import (
     REQUEST_EXAMPLE,
     RESPONSE_EXAMPLE,
+    AtomicWriteFailedSerializer,
     ErrorSerializer,
     IngestJobSerializer,
     IngestJobSummarySerializer,
@@ -159,7 +160,12 @@ class IngestView(APIView):
                 description="atomic=true and some records are invalid: nothing was written; or "
                 "the Idempotency-Key was used for a different request.",
             ),
-            503: OpenApiResponse(description="A database failed; the message says what was kept."),
+            503: OpenApiResponse(
+                response=AtomicWriteFailedSerializer,
+                description="atomic=true and a database failed while committing: what was "
+                "already committed elsewhere is deleted again; `left_behind` lists what could "
+                "not be yet (removed automatically, see `ingest.atomic`). Send the batch again.",
+            ),
         },
         examples=[REQUEST_EXAMPLE, RESPONSE_EXAMPLE],
     )

@@ -153,7 +153,9 @@ def run_job(job_id: uuid.UUID) -> None:
         if lines is not None:
             lines.annotate(outcome)
         _finish(job.id, state, result=dumps(outcome), error=result.detail or "")
-    except (pipeline.WriteFailed, ValueError) as exc:
+    except pipeline.WriteFailed as exc:  # an atomic batch: its result says what was kept
+        _finish(job.id, State.FAILED, result=dumps(exc.as_dict()), error=str(exc))
+    except ValueError as exc:
         _finish(job.id, State.FAILED, error=str(exc))
     except Exception as exc:
         logger.exception("ingest job %s failed", job.id)

@@ -375,7 +375,9 @@ def _duplicate_reason(resource: Resource, record_id: int) -> Reasons:
 
 
 def _write_failed_reason(resource: Resource, exc: BaseException) -> Reasons:
-    what = "is unavailable" if isinstance(exc, OperationalError | InterfaceError) else "failed"
+    # A plain DatabaseError is SQLite's "file is not a database" or "disk image is malformed".
+    down = isinstance(exc, OperationalError | InterfaceError) or type(exc) is DatabaseError
+    what = "is unavailable" if down else "failed"
     return {
         "non_field_errors": [
             f"Not written: the {resource.name} database {what} ({type(exc).__name__}: {exc}). "

@@ -3,7 +3,7 @@ records are checked one by one by the services' rules, so one bad record never f
 """
 
 import orjson
-from drf_spectacular.utils import OpenApiExample, extend_schema_field
+from drf_spectacular.utils import OpenApiExample, PolymorphicProxySerializer, extend_schema_field
 from rest_framework import serializers
 
 from ingest.models import IngestJob
@@ -73,6 +73,17 @@ class ErrorSerializer(serializers.Serializer):
 
     detail = serializers.CharField(help_text="What went wrong, for a person.")
     code = serializers.CharField(help_text="The same, for a program (e.g. `unprocessable`).")
+
+
+class AtomicWriteFailedSerializer(ErrorSerializer):
+    """An atomic batch a database failed while committing (a 503): nothing, or what is listed,
+    is still stored, and that is removed automatically."""
+
+    left_behind = serializers.DictField(
+        child=serializers.ListField(child=serializers.IntegerField()),
+        help_text="Ids still stored per type (`users`, `products`), removed automatically as "
+        "soon as the database lets the service; empty when nothing was kept.",
+    )
 
 
 class ResourceResultSerializer(serializers.Serializer):
@@ -215,9 +226,17 @@ class IngestJobSummarySerializer(_JobFields):
     """A job as the list shows it (without its result)."""
 
 
-@extend_schema_field(IngestResponseSerializer(allow_null=True))
+@extend_schema_field(
+    PolymorphicProxySerializer(
+        component_name="IngestJobResult",
+        serializers=[IngestResponseSerializer, AtomicWriteFailedSerializer],
+        resource_type_field_name=None,
+        allow_null=True,
+    )
+)
 class _StoredResult(serializers.Field):
-    """The stored result body, embedded as it is (it was serialized when the job finished)."""
+    """The stored result body, embedded as it is (it was serialized when the job finished):
+    the body a synchronous ingest answers, or for an atomic job a database failed, the 503's."""
 
     def to_representation(self, value):
         return orjson.Fragment(bytes(value))

@@ -242,7 +242,7 @@ def test_a_file_with_overwritten_first_bytes_is_503_not_500(api, tmp_path, alias
             assert api.get("/products/").status_code == 200
             body = _ingest(api).json()
             reason = skipped_records(body["users"])[0]["reasons"]["non_field_errors"][0]
-            assert reason.startswith("Not written: the users database")
+            assert reason.startswith("Not written: the users database is unavailable")
             assert "file is not a database" in reason
             assert body["products"]["inserted"] == 5
     _assert_everything_answers(api)

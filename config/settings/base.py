@@ -232,8 +232,8 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PARSER_CLASSES": [
         "common.http.json.ORJSONParser",
-        "rest_framework.parsers.FormParser",
-        "rest_framework.parsers.MultiPartParser",
+        "common.http.forms.FormParser",
+        "common.http.forms.MultiPartParser",
     ],
     "DEFAULT_PAGINATION_CLASS": "common.http.pagination.PageNumberPagination",
     "PAGE_SIZE": API_PAGE_SIZE,

@@ -17,6 +17,7 @@ import tempfile
 import threading
 import urllib.error
 import urllib.request
+import uuid
 from io import StringIO
 from pathlib import Path
 
@@ -427,3 +428,22 @@ def test_a_full_disk(api_token, small_disk, on_small_disk):
     else:
         assert body["left_behind"] == {}
         assert "the rows already committed in users were deleted again" in body["detail"]
+
+
+def test_an_atomic_job_a_database_fails_keeps_the_503_body_as_its_result(api, monkeypatch):
+    monkeypatch.setattr(jobs, "dispatch", lambda job_id: None)  # run it here, below
+    submitted = post(api, BATCH, "?atomic=true&async=true")
+    assert submitted.status_code == 202
+    fail_products_commit_once(monkeypatch)
+    fail_users_delete_once(monkeypatch)
+    jobs.run_job(uuid.UUID(submitted.json()["id"]))
+    monkeypatch.undo()
+    left = sorted(User.objects.values_list("id", flat=True))
+    assert len(left) == 3
+    # (looking at jobs also runs the reaper, which finishes the undo: it is due here)
+    job = api.get(f"/ingest/jobs/{submitted.json()['id']}/").json()
+    assert job["state"] == "failed"
+    assert job["result"]["code"] == "unavailable"
+    assert job["result"]["left_behind"] == {"users": left}
+    assert "will be removed automatically" in job["error"]
+    assert_nothing_stored()

@@ -225,3 +225,28 @@ def test_gunicorn_a_chunked_json_body_reaches_a_single_record_endpoint(server, a
     assert status == 201, payload
     assert payload["name"] == "Alice"
     assert User.objects.count() == 1
+
+
+@pytest.mark.parametrize("form", ["multipart", "urlencoded"])
+def test_a_form_body_above_the_limit_is_a_413_before_it_is_read(api, settings, form):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 100_000
+    if form == "multipart":
+        boundary = "b0undary"
+        body = (
+            (
+                f'--{boundary}\r\nContent-Disposition: form-data; name="name"\r\n\r\nAlice\r\n'
+                f'--{boundary}\r\nContent-Disposition: form-data; name="email"\r\n\r\na@example.com'
+                f'\r\n--{boundary}\r\nContent-Disposition: form-data; name="pad"; filename="p.bin"'
+                f"\r\nContent-Type: application/octet-stream\r\n\r\n"
+            ).encode()
+            + b"x" * 300_000
+            + f"\r\n--{boundary}--\r\n".encode()
+        )
+        content_type = f"multipart/form-data; boundary={boundary}"
+    else:
+        body = b"name=Alice&email=a%40example.com&pad=" + b"x" * 300_000
+        content_type = "application/x-www-form-urlencoded"
+    response = api.generic("POST", "/users/", body, content_type=content_type)
+    assert response.status_code == 413, response.content
+    assert "limit of 100000 bytes (API_MAX_BODY_BYTES)" in response.json()["detail"]
+    assert nothing_written()
