@@ -27,8 +27,10 @@ it as it comes through :func:`body_reader`, under their own limits.
 
 from django.conf import settings
 from django.core.exceptions import BadRequest, RequestDataTooBig
-from django.http import JsonResponse
+from django.http import HttpResponse
 from rest_framework.exceptions import ParseError
+
+from common.http.json import dumps
 
 
 class BodyIncomplete(ParseError, BadRequest):
@@ -177,5 +179,6 @@ class BodyFramingMiddleware:
         return None
 
 
-def _refusal(status: int, code: str, detail: str) -> JsonResponse:
-    return JsonResponse({"detail": detail, "code": code}, status=status)
+def _refusal(status: int, code: str, detail: str) -> HttpResponse:
+    body = dumps({"detail": detail, "code": code})  # as the API's own errors are written
+    return HttpResponse(body, status=status, content_type="application/json")

@@ -204,6 +204,7 @@ AXES_FAILURE_LIMIT = env_int("ADMIN_LOGIN_FAILURE_LIMIT", 5, minimum=1)
 AXES_COOLOFF_TIME = timedelta(minutes=env_float("ADMIN_LOGIN_COOLOFF_MINUTES", 15.0, minimum=0.1))
 AXES_LOCKOUT_PARAMETERS = ["ip_address"]
 AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = False  # its start-up banner would follow every manage.py command
 AXES_CLIENT_IP_CALLABLE = "common.http.auth.client_address"
 AXES_LOCKOUT_CALLABLE = "common.http.auth.login_locked_out"
 AUTHENTICATION_BACKENDS = [
