@@ -1,4 +1,4 @@
-"""Records that repeat a key are refused, not quietly reduced to their last value.
+"""Records that repeat a key, or carry keys of no field, are refused, not quietly reduced.
 
 ``{"name": "", "name": "Bob"}`` is valid JSON, but parsers disagree on what it means (most keep
 the last value, some the first), and a proxy that checked one value would let the other
@@ -11,7 +11,10 @@ repeats, so this module finds them:
    Python's json parser, which reports every key of every object (about 3 µs per record).
 
 A record that repeats a key is replaced by a :class:`RepeatedKey`, which the pipeline skips
-with a reason; a repeated top-level key (two ``"users"`` lists) refuses the whole body.
+with a reason; a repeated top-level key (two ``"users"`` lists) refuses the whole body. A record
+with a key its type does not have (``{"name": .., "email": .., "pad": ..}``, a typo like
+``"emial"``) is wrapped in :class:`UnknownKeys` and skipped with a message naming each key, as
+the single-record endpoints refuse it: msgspec would drop the key without a word.
 """
 
 import json
@@ -45,6 +48,25 @@ class RepeatedKey:
         return f"<a record repeating the key {self.key!r}>"
 
 
+class UnknownKeys:
+    """A decoded ``record`` that also had ``keys`` its type does not know: the pipeline skips it
+    with a message per key, beside whatever its rules say of the rest (as the single-record
+    endpoints answer)."""
+
+    __slots__ = ("keys", "record")
+
+    def __init__(self, record: Any, keys: list[str]) -> None:
+        self.record = record
+        self.keys = keys
+
+    def __repr__(self) -> str:
+        return f"<{self.record!r} with the unknown keys {self.keys!r}>"
+
+
+#: The keys a record of each type may have.
+KNOWN_KEYS = {name: frozenset(record.__struct_fields__) for name, record in _RECORD_TYPES.items()}
+
+
 def mark_repeated_keys(body: bytes, batch: Batch) -> None:
     """Replace every record of ``batch`` that repeats a key by a :class:`RepeatedKey`.
 
@@ -56,16 +78,21 @@ def mark_repeated_keys(body: bytes, batch: Batch) -> None:
     if repeats.repeated:
         raise BatchError(f"The key {repeats.repeated!r} appears more than once in the body.")
     for name in _RECORD_TYPES:
-        records = getattr(batch, name)
+        records, known = getattr(batch, name), KNOWN_KEYS[name]
         for index, record in enumerate(repeats.get(name) or ()):  # present when it has repeats
-            if isinstance(record, _Pairs) and record.repeated:
+            if not isinstance(record, _Pairs):
+                continue
+            if record.repeated:
                 records[index] = RepeatedKey(record.repeated)
+            elif unknown := [key for key in record if key not in known]:
+                records[index] = UnknownKeys(records[index], unknown)
 
 
-def repeated_key_in(raw: bytes) -> str | None:
-    """The first key that the JSON object ``raw`` repeats, if any (the exact, slow check)."""
+def keys_of(raw: bytes) -> tuple[str | None, list[str]]:
+    """``(the first key the JSON object raw repeats or None, its keys)`` (the exact, slow
+    check)."""
     decoded = _exact(raw)
-    return decoded.repeated if isinstance(decoded, _Pairs) else None
+    return (decoded.repeated, list(decoded)) if isinstance(decoded, _Pairs) else (None, [])
 
 
 def _exact(raw: bytes) -> Any:

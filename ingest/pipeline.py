@@ -51,10 +51,10 @@ from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, transaction
 
 from common.data.gc_tuning import fewer_collections
-from common.data.validation import MAX_BIGINT, UNSET, Invalid, clean_id
+from common.data.validation import MAX_BIGINT, UNSET, Invalid, clean_id, unknown_field_errors
 from common.ops.metrics import record_ingest
 from ingest import atomic as atomic_batches  # not `atomic`: ingest() has a flag of that name
-from ingest.duplicates import RepeatedKey
+from ingest.duplicates import RepeatedKey, UnknownKeys
 from ingest.records import Batch, OrderRecord, ProductRecord, UserRecord
 from ingest.writers import WriterPool, writers_for
 from orders_svc import rules as order_rules
@@ -296,7 +296,7 @@ def check_records(
     max_id = MAX_BIGINT
     for index, record in enumerate(records):
         if type(record) is not record_type:
-            skipped.append((index, None, _not_an_object(record)))
+            skipped.append((index, *_irregular_record(record, resource)))
             continue
         values, errors = rule(*values_of(record))
         record_id = record.id
@@ -331,6 +331,22 @@ def check_records(
         on_chunk(handed_over, rows[handed_over:])
     checked.ids_above = highest_explicit_id(records, resource) if len(rows) > len(claimed) else 0
     return checked
+
+
+_A = {"users": "a user", "products": "a product", "orders": "an order"}
+
+
+def _irregular_record(record: Any, resource: Resource) -> tuple[Any, Reasons]:
+    """``(id, reasons)`` of a record that is not a plain record of its type: one with unknown
+    keys (judged by its rules too, as the single-record endpoints judge it), one repeating a
+    key, or not a JSON object at all."""
+    if type(record) is not UnknownKeys:
+        return None, _not_an_object(record)
+    inner = record.record
+    _, errors = resource.rule(*attrgetter(*resource.fields)(inner))
+    unknown = unknown_field_errors(record.keys, _A[resource.name], resource.fields)
+    record_id = None if inner.id is UNSET else _reportable(inner.id)
+    return record_id, {**(errors or {}), **unknown}
 
 
 def _not_an_object(record: Any) -> Reasons:

@@ -25,6 +25,7 @@ no client means a price of 1000 by ``"1_000"``, and silently reading it as one h
 import math
 import re
 import unicodedata
+from collections.abc import Iterable, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -44,6 +45,7 @@ __all__ = [
     "clean_id",
     "clean_decimal",
     "field_errors",
+    "unknown_field_errors",
     "plain_text",
     "plain_email",
     "plain_money",
@@ -352,6 +354,29 @@ def plain_money(value: Any, whole_digits: int) -> Decimal | None:
 
 _FLOAT_CEILINGS = {digits: float(10**digits) for digits in range(1, 16)}
 _INT_CEILINGS = {digits: 10**digits for digits in range(1, 16)}
+
+
+#: Unknown keys named one by one in a record's errors; past this many, a count (so that the
+#: answer stays smaller than a body made of made-up keys).
+MAX_UNKNOWN_FIELDS_NAMED = 20
+
+
+def unknown_field_errors(keys: Iterable[str], noun: str, fields: Sequence[str]) -> dict:
+    """``{key: [message]}`` for keys a record of ``noun`` ("a user") does not have, the first
+    :data:`MAX_UNKNOWN_FIELDS_NAMED` of them, then a count: the one wording the single-record
+    endpoints and the ingest use."""
+    message = f"Unknown field. The fields of {noun} are: {', '.join(fields)}."
+    errors: dict[str, list[str]] = {}
+    unknown = 0
+    for key in keys:
+        unknown += 1
+        if unknown <= MAX_UNKNOWN_FIELDS_NAMED:
+            errors[str(key)] = [message]
+    if unknown > MAX_UNKNOWN_FIELDS_NAMED:
+        errors["non_field_errors"] = [
+            f"{unknown} unknown fields in all; the first {MAX_UNKNOWN_FIELDS_NAMED} are named."
+        ]
+    return errors
 
 
 def field_errors(**cleaned: Any) -> dict[str, list[str]] | None:

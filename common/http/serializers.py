@@ -17,14 +17,10 @@ from typing import Any, ClassVar
 
 from rest_framework import serializers
 
-from common.data.validation import UNSET
+from common.data.validation import UNSET, unknown_field_errors
 
 #: A service's rules function: raw field values in, (clean values, None) or (None, errors) out.
 Rule = Callable[..., tuple[tuple[Any, ...] | None, dict[str, list[str]] | None]]
-
-#: At most this many unknown fields are named in a response, so that a body of many small
-#: unknown keys cannot make a response many times its size.
-MAX_UNKNOWN_FIELDS_NAMED = 20
 
 # Keys a browser's HTML form adds to what it posts (the browsable API's forms).
 _FORM_KEYS = frozenset({"csrfmiddlewaretoken"})
@@ -87,8 +83,7 @@ class RuleSerializer(serializers.Serializer):
     def _extra_field_errors(self, data: Mapping) -> dict[str, list[str]]:
         """A message for each key that is not one of ``rule_fields`` and may not be sent."""
         errors: dict[str, list[str]] = {}
-        unknown = 0
-        resource = f"{self.resource_article} {self.resource_name}"
+        unknown = []
         for key in data:
             if key in self.rule_fields or key in _FORM_KEYS:
                 continue
@@ -97,16 +92,9 @@ class RuleSerializer(serializers.Serializer):
                 if message:
                     errors[key] = [message]
                 continue
-            unknown += 1
-            if unknown <= MAX_UNKNOWN_FIELDS_NAMED:
-                errors[str(key)] = [
-                    f"Unknown field. The fields of {resource} are: {', '.join(self.rule_fields)}."
-                ]
-        if unknown > MAX_UNKNOWN_FIELDS_NAMED:
-            errors["non_field_errors"] = [
-                f"{unknown} unknown fields in all; the first {MAX_UNKNOWN_FIELDS_NAMED} are named."
-            ]
-        return errors
+            unknown.append(key)
+        noun = f"{self.resource_article} {self.resource_name}"
+        return {**errors, **unknown_field_errors(unknown, noun, self.rule_fields)}
 
     def _id_error(self, value: Any) -> str | None:
         """Why an ``id`` sent in the body cannot be taken, or None to ignore it."""

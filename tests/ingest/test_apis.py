@@ -385,3 +385,33 @@ def test_single_record_rules_apply_to_the_bulk_path(api):
     make_product(id=1)
     body = post(api, {"orders": [{"user_id": 1, "product_id": 1, "quantity": "2"}]}).json()
     assert skipped_records(body["orders"])[0]["reasons"] == {"user_id": ["User 1 does not exist."]}
+
+
+def test_a_record_with_a_key_its_type_does_not_have_is_skipped_naming_it(api):
+    body = post(
+        api,
+        {
+            "users": [
+                {"id": 1, "name": "Alice", "email": "alice@example.com"},
+                {"id": 2, "name": "Bob", "emial": "bob@example.com"},
+                {"id": 3, "name": "Carl", "email": "carl@example.com", "is_admin": True},
+            ]
+        },
+    ).json()
+    assert body["users"]["inserted_ids"] == [1]
+    assert skipped_records(body["users"]) == [
+        {
+            "index": 1,
+            "id": 2,
+            "reasons": {
+                "email": ["This field is required."],
+                "emial": ["Unknown field. The fields of a user are: name, email."],
+            },
+        },
+        {
+            "index": 2,
+            "id": 3,
+            "reasons": {"is_admin": ["Unknown field. The fields of a user are: name, email."]},
+        },
+    ]
+    assert list(User.objects.values_list("id", flat=True)) == [1]

@@ -7,8 +7,9 @@ from types import SimpleNamespace
 import pytest
 
 from ingest import duplicates, formats
+from ingest.duplicates import UnknownKeys
 from ingest.pipeline import ORDERS, USERS, check_records
-from ingest.records import BatchError, decode_batch
+from ingest.records import BatchError, UserRecord, decode_batch
 
 
 def _skipped(body: bytes):
@@ -100,7 +101,20 @@ def test_ndjson_lines_take_the_exact_check_only_when_they_may_repeat_a_key(exact
     assert [user.name for user in gathered.batch.users[::2]] == ["A:1", "Cy"]
 
 
-def test_unknown_fields_take_the_exact_check_and_pass_it(exact_checks):
+def test_unknown_fields_take_the_exact_check_and_are_named(exact_checks):
     body = b'{"users": [{"name": "A", "email": "a@example.com", "nickname": "a:b"}]}'
-    assert _skipped(body) == []
+    assert _skipped(body) == [
+        (0, {"nickname": ["Unknown field. The fields of a user are: name, email."]})
+    ]
     assert exact_checks == [1]
+
+
+def test_an_ndjson_line_with_another_types_field_is_skipped_naming_it():
+    kind, record = formats.ndjson_record(
+        b'{"type": "user", "name": "A", "email": "a@example.com", "price": 3}', 1
+    )
+    assert kind == "users"
+    assert isinstance(record, UnknownKeys)
+    assert record.keys == ["price"]
+    kind, record = formats.ndjson_record(b'{"type": "user", "name": "A", "email": "a@x.io"}', 2)
+    assert type(record) is UserRecord  # an ordinary line takes no detour
