@@ -318,6 +318,8 @@ class IngestJobViewSet(viewsets.ReadOnlyModelViewSet):
 
     def initial(self, request, *args, **kwargs) -> None:
         super().initial(request, *args, **kwargs)
+        # A list pages; nothing else takes a parameter (a typo is a 400, not ignored).
+        strict_query(request, ("page", "page_size") if self.action == "list" else ())
         jobs.reap_stale_jobs()  # whoever looks at jobs also notices a dead worker's ones
 
     @extend_schema(

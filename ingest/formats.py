@@ -13,9 +13,10 @@ columns are ignored), then a record per row. An empty ``id`` cell means "assign 
 
 Both are read as streams: a line at a time, decoded into the same record structs as the JSON
 body (``ingest.records``), so the raw bytes never have to be held whole. Each record keeps its
-line number, and skipped records are reported with it (``"line"``). A line that is not a record
-at all (malformed JSON, no known ``type``) is a :class:`LineError`: the API refuses the body
-with a 400 naming the line; ``ingest_file`` skips the line and reports it.
+line number, and skipped records are reported with it (the ``"lines"`` of their group). A line
+that is not a record at all (malformed JSON, no known ``type``, bytes that are not UTF-8) is a
+:class:`LineError`: the API refuses the body with a 400 naming the line; ``ingest_file`` skips
+the line and reports it.
 """
 
 import csv

@@ -213,9 +213,9 @@ class IngestResult:
         return any(section.skipped for section in self.sections)
 
     def as_dict(self) -> dict[str, Any]:
-        # Tens of thousands of small dicts for the skipped records: without this, the
-        # collector's passes cost ten times the building (0.36 s against 0.03 s measured for
-        # 300,000 records, 15,000 skipped).
+        # Many small lists and dicts for the skipped groups: the collector's passes cost ten
+        # times the building without this (measured with one dict per skipped record, 0.36 s
+        # against 0.03 s for 300,000 records, 15,000 skipped).
         with fewer_collections():
             return self._as_dict()
 

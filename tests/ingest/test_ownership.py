@@ -127,3 +127,13 @@ def test_what_another_clients_dead_request_left_under_the_same_key_is_not_reused
     assert response.status_code == 200
     assert response.json()["users"]["inserted_ids"] == [3, 4]
     assert User.objects.count() == 4
+
+
+@pytest.mark.parametrize(
+    "query", ["?state=running", "?page=1&page=2", "?owner=someone-else", "?page_sise=5"]
+)
+def test_the_jobs_list_refuses_unknown_and_repeated_parameters(api, query):
+    response = api.get(f"/ingest/jobs/{query}")
+    assert response.status_code == 400, response.content
+    name = query[1:].split("=")[0]
+    assert name in response.json()
