@@ -10,6 +10,8 @@ from django.db import models
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import viewsets
 
+from common.http.query import strict_query
+
 
 class ServiceViewSet(viewsets.ModelViewSet):
     """List, retrieve, create, update, partial update and delete, backed by service functions.
@@ -33,6 +35,19 @@ class ServiceViewSet(viewsets.ModelViewSet):
     @staticmethod
     def delete_record(record: models.Model) -> None:
         raise NotImplementedError
+
+    def initial(self, request, *args, **kwargs) -> None:
+        super().initial(request, *args, **kwargs)
+        strict_query(request, self.query_parameters())
+
+    def query_parameters(self) -> tuple[str, ...]:
+        """What this action takes in its query string (any other is a 400, see
+        ``common.http.query``): a list its filters, ``ordering`` and the page; every action
+        DRF's ``format``."""
+        if self.action != "list":
+            return ("format",)
+        filters = tuple(self.filterset_class.base_filters) if self.filterset_class else ()
+        return (*filters, "ordering", "page", "page_size", "format")
 
     def perform_create(self, serializer) -> None:
         serializer.instance = self.create_record(**serializer.validated_data)

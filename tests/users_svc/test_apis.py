@@ -427,3 +427,25 @@ def test_delete_referenced_user_is_a_409_saying_how_many_orders(api):
     )
     assert User.objects.filter(id=user.id).exists()
     assert Order.objects.count() == 2
+
+
+@pytest.mark.parametrize(
+    ("query", "named"),
+    [
+        ("?nam=alice", "nam"),
+        ("?search=alice", "search"),
+        ("?name=a&name=b", "name"),
+        ("?page=1&page=2", "page"),
+        ("?id__in=1,2", "id__in"),
+    ],
+)
+def test_a_list_refuses_unknown_and_repeated_query_parameters(api, query, named):
+    response = api.get(f"/users/{query}")
+    assert response.status_code == 400, response.content
+    assert named in response.json()
+
+
+def test_a_list_takes_its_filters_ordering_and_page(api):
+    response = api.get("/users/?name=alice&name_contains=li&ordering=-name&page=1&page_size=5")
+    assert response.status_code == 200, response.content
+    assert api.get("/users/1/?format=json").status_code == 404  # no such user, but no 400
