@@ -183,8 +183,8 @@ RESPONSE_EXAMPLE = OpenApiExample(
             [
                 {
                     "reasons": {
-                        "user_id": ["User 10 does not exist."],
-                        "product_id": ["Product 11 does not exist."],
+                        "user_id": ["No user has this id."],
+                        "product_id": ["No product has this id."],
                     },
                     "indexes": [1],
                     "ids": [10],

@@ -12,7 +12,7 @@ from orders_svc.serializers import OrderSerializer
     list_description="Paginated (`page`, `page_size`), filterable by user, product and "
     "quantity, sortable with `ordering` (e.g. `?ordering=-quantity`).",
     invalid_example='{"quantity": ["Ensure this value is greater than 0."], '
-    '"product_id": ["Product 11 does not exist."]}',
+    '"product_id": ["No product has this id."]}',
     write_description="The user and the product must exist in their services' databases "
     "(checked on every create and on every change of `user_id` or `product_id`).",
 )

@@ -87,15 +87,23 @@ def reference_errors(
         return {}
     users, products = _AllBut(missing_users), _AllBut(missing_products)
     errors = {}
+    # Rows that fail the same way share one reasons object: 300,000 orders pointing at missing
+    # users are one dict, not 300,000 (and the answer groups them by identity, cheaply).
+    shared: dict[tuple[bool, bool], dict[str, list[str]]] = {}
     for position, row in enumerate(rows):
-        if row[1] not in missing_users and row[2] not in missing_products:
+        how = (row[1] in missing_users, row[2] in missing_products)
+        if how == (False, False):
             continue
-        reasons = rules.check_references(row[1], row[2], users, products)
-        # An id that could not be looked up is not known to be missing: say why instead.
-        if users_down and row[1] in missing_users:
-            reasons["user_id"] = [_UNCHECKABLE.format(service="users", error=users_down)]
-        if products_down and row[2] in missing_products:
-            reasons["product_id"] = [_UNCHECKABLE.format(service="products", error=products_down)]
+        reasons = shared.get(how)
+        if reasons is None:
+            reasons = shared[how] = rules.check_references(row[1], row[2], users, products)
+            # An id that could not be looked up is not known to be missing: say why instead.
+            if users_down and how[0]:
+                reasons["user_id"] = [_UNCHECKABLE.format(service="users", error=users_down)]
+            if products_down and how[1]:
+                reasons["product_id"] = [
+                    _UNCHECKABLE.format(service="products", error=products_down)
+                ]
         errors[position] = reasons
     return errors
 

@@ -73,8 +73,8 @@ def test_a_mixed_batch_gives_every_record_a_result(api):
     assert body["products"]["inserted_ids"] == [1]
     assert body["orders"]["inserted_ids"] == [1]
     assert skipped_records(body["orders"]) == [
-        {"index": 1, "id": 2, "reasons": {"user_id": ["User 10 does not exist."]}},
-        {"index": 2, "id": 3, "reasons": {"product_id": ["Product 2 does not exist."]}},
+        {"index": 1, "id": 2, "reasons": {"user_id": ["No user has this id."]}},
+        {"index": 2, "id": 3, "reasons": {"product_id": ["No product has this id."]}},
         {"index": 3, "id": 4, "reasons": {"quantity": ["Ensure this value is greater than 0."]}},
     ]
     assert rows(User, "id", "name") == [(1, "Alice"), (11, "Auto")]
@@ -171,7 +171,7 @@ def test_small_chunks_give_the_same_result(api, settings):
     assert body["users"]["inserted_ids"] == [1, 2, 3, 4, 6, 7, 8, 9, 10]
     assert body["orders"]["inserted_ids"] == [1, 2, 3, 4, 6, 7, 8, 9, 10]
     assert skipped_records(body["orders"]) == [
-        {"index": 4, "id": 5, "reasons": {"user_id": ["User 5 does not exist."]}}
+        {"index": 4, "id": 5, "reasons": {"user_id": ["No user has this id."]}}
     ]
     assert User.objects.count() == 9
     assert Order.objects.count() == 9
@@ -198,7 +198,7 @@ def test_dry_run_checks_everything_and_writes_nothing(api):
         "id": ["Duplicate id: a user with id 1 already exists."]
     }
     assert skipped_records(body["orders"])[0]["reasons"] == {
-        "product_id": ["Product 9 does not exist."]
+        "product_id": ["No product has this id."]
     }
     assert User.objects.count() == 1
 
@@ -384,7 +384,7 @@ def test_every_writer_thread_closes_its_own_connections(api, monkeypatch):
 def test_single_record_rules_apply_to_the_bulk_path(api):
     make_product(id=1)
     body = post(api, {"orders": [{"user_id": 1, "product_id": 1, "quantity": "2"}]}).json()
-    assert skipped_records(body["orders"])[0]["reasons"] == {"user_id": ["User 1 does not exist."]}
+    assert skipped_records(body["orders"])[0]["reasons"] == {"user_id": ["No user has this id."]}
 
 
 def test_a_record_with_a_key_its_type_does_not_have_is_skipped_naming_it(api):

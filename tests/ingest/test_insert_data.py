@@ -52,8 +52,8 @@ PRODUCTS TABLE (Inserted):
 ORDERS TABLE (Skipped):
 (8, 8, 8, 0) --> Failed validation: quantity: Ensure this value is greater than 0.
 (9, 9, 1, -1) --> Failed validation: quantity: Ensure this value is greater than 0.
-(10, 10, 11, 2) --> Failed validation: user_id: User 10 does not exist. \
-product_id: Product 11 does not exist.
+(10, 10, 11, 2) --> Failed validation: user_id: No user has this id. \
+product_id: No product has this id.
 
 USERS TABLE (Skipped):
 (10, '', 'jane@example.com') --> Failed validation: name: This field may not be blank.

@@ -56,13 +56,13 @@ def test_create_order_for_existing_user_and_product(api, alice_and_laptop):
             {"quantity": ["Ensure this value is less than or equal to 2147483647."]},
         ),
         # Ids far above any a test creates (PostgreSQL sequences are not reset between tests).
-        ({"user_id": 999999999}, {"user_id": ["User 999999999 does not exist."]}),
-        ({"product_id": 888888888}, {"product_id": ["Product 888888888 does not exist."]}),
+        ({"user_id": 999999999}, {"user_id": ["No user has this id."]}),
+        ({"product_id": 888888888}, {"product_id": ["No product has this id."]}),
         (
             {"user_id": 999999999, "product_id": 888888888},
             {
-                "user_id": ["User 999999999 does not exist."],
-                "product_id": ["Product 888888888 does not exist."],
+                "user_id": ["No user has this id."],
+                "product_id": ["No product has this id."],
             },
         ),
         ({"user_id": 0}, {"user_id": ["Ensure this value is greater than 0."]}),
@@ -131,12 +131,12 @@ def test_changing_the_user_or_product_is_checked_like_a_create(api, alice_and_la
     order = make_order(user.id, product.id)
     response = api.patch(f"/orders/{order.id}/", {"user_id": 999999999})
     assert response.status_code == 400
-    assert response.json() == {"user_id": ["User 999999999 does not exist."]}
+    assert response.json() == {"user_id": ["No user has this id."]}
     response = api.put(
         f"/orders/{order.id}/", {"user_id": user.id, "product_id": 888888888, "quantity": 1}
     )
     assert response.status_code == 400
-    assert response.json() == {"product_id": ["Product 888888888 does not exist."]}
+    assert response.json() == {"product_id": ["No product has this id."]}
     assert _rows() == (2, 1, [(order.id, user.id, product.id, 1)])
     response = api.patch(f"/orders/{order.id}/", {"user_id": bob.id, "quantity": 4})
     assert response.status_code == 200

@@ -64,7 +64,7 @@ def test_an_order_from_the_admin_needs_an_existing_user_and_product(admin_client
     response = admin_client.post(
         "/admin/orders_svc/order/add/", {"user_id": 999, "product_id": product.id, "quantity": 1}
     )
-    assert b"User 999 does not exist." in response.content
+    assert b"No user has this id." in response.content
     assert Order.objects.count() == 0
     response = admin_client.post(
         "/admin/orders_svc/order/add/",
@@ -127,7 +127,7 @@ def test_a_record_the_service_refuses_at_save_time_is_a_message_not_an_error(
     user, product = make_user(), make_product()
 
     def refuse(**values):
-        raise RecordInvalid({"user_id": [f"User {values['user_id']} does not exist."]})
+        raise RecordInvalid({"user_id": ["No user has this id."]})
 
     monkeypatch.setattr(services, "order_create", refuse)
     monkeypatch.setattr("orders_svc.admin.OrderAdmin.create_record", staticmethod(refuse))
@@ -137,5 +137,5 @@ def test_a_record_the_service_refuses_at_save_time_is_a_message_not_an_error(
         follow=True,
     )
     assert response.status_code == 200
-    assert b"Not saved: user_id: User" in response.content
+    assert b"Not saved: user_id: No user has this id." in response.content
     assert Order.objects.count() == 0
