@@ -24,8 +24,10 @@ left over. The orders markers are read first: a complete batch drops its markers
 (users and products first, the orders one last: a lone orders marker is harmless, a lone users
 marker would be undone), which may happen while the recovery reads.
 
-If an order now points at a leftover user or product (someone created it through the API after
-the failed batch ended and before the undo), that row is not deleted: the deletion guards refuse
+Rows a marker lists do not count as existing for a new reference until their batch completes
+(the users and products selectors leave them out: ``common.data.bulk.ids_of_unfinished_writes``),
+so no order can come to point at a leftover row. Should one all the same (an order written
+before this rule, or by hand), that row is not deleted: the deletion guards refuse
 to leave an order pointing nowhere, and deleting someone else's order is not ours to do. The row
 stays as an ordinary one (a warning names it), everything else of the batch is deleted, and a
 re-sent batch reports that id as a duplicate.
@@ -38,6 +40,7 @@ from dataclasses import dataclass, field
 
 from django.db import DatabaseError, transaction
 
+from common.data import bulk
 from common.data.db import hold_named_lock
 from common.exceptions import RecordReferenced
 from orders_svc import services as order_services
@@ -47,7 +50,7 @@ from users_svc import services as user_services
 
 log = logging.getLogger("store.ingest")
 
-PREFIX = "atomic:"  # keys range from "atomic:" up to, not including, "atomic;"
+PREFIX = bulk.MARKER_PREFIX  # keys range from "atomic:" up to, not including, "atomic;"
 BATCH_LOCK = "ingest:atomic-batches"
 _ATTEMPTS = 3  # undo attempts when orders keep appearing for the rows (PostgreSQL only)
 

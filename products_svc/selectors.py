@@ -8,8 +8,9 @@ from collections.abc import Iterable
 
 from django.db.models import QuerySet
 
+from common.data import bulk
 from common.data.queries import existing_ids, field_by_id
-from products_svc.models import Product
+from products_svc.models import Product, ProductWriteLedger
 
 
 def product_list() -> QuerySet[Product]:
@@ -18,8 +19,16 @@ def product_list() -> QuerySet[Product]:
 
 
 def existing_product_ids(ids: Iterable[int]) -> set[int]:
-    """Which of ``ids`` belong to a stored product."""
-    return existing_ids(Product, ids)
+    """Which of ``ids`` belong to a stored product that an order may point at.
+
+    Rows an atomic ingest wrote count only once the whole batch has committed: until then (or
+    until an interrupted batch is undone, see ``ingest.atomic``) they are left out, so that no
+    order comes to depend on a row that is about to be deleted again.
+    """
+    found = existing_ids(Product, ids)
+    if found:
+        found -= bulk.ids_of_unfinished_writes(ProductWriteLedger)
+    return found
 
 
 def product_names(ids: Iterable[int]) -> dict[int, str]:

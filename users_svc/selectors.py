@@ -9,8 +9,9 @@ from collections.abc import Iterable
 from django.db.models import Count, QuerySet, Value
 from django.db.models.functions import Lower, StrIndex, Substr
 
+from common.data import bulk
 from common.data.queries import existing_ids, field_by_id
-from users_svc.models import User
+from users_svc.models import User, UserWriteLedger
 
 
 def user_list() -> QuerySet[User]:
@@ -19,8 +20,16 @@ def user_list() -> QuerySet[User]:
 
 
 def existing_user_ids(ids: Iterable[int]) -> set[int]:
-    """Which of ``ids`` belong to a stored user."""
-    return existing_ids(User, ids)
+    """Which of ``ids`` belong to a stored user that an order may point at.
+
+    Rows an atomic ingest wrote count only once the whole batch has committed: until then (or
+    until an interrupted batch is undone, see ``ingest.atomic``) they are left out, so that no
+    order comes to depend on a row that is about to be deleted again.
+    """
+    found = existing_ids(User, ids)
+    if found:
+        found -= bulk.ids_of_unfinished_writes(UserWriteLedger)
+    return found
 
 
 def user_names(ids: Iterable[int]) -> dict[int, str]:

@@ -308,6 +308,21 @@ def delete_ids(model: type[models.Model], ids: Sequence[int]) -> None:
 # ``{"ids": [ids inserted], "ledger_keys": [chunk keys recorded alongside]}``.
 
 
+#: Where markers' keys start (``atomic:<batch>``); keys range up to, not including, "atomic;".
+MARKER_PREFIX = "atomic:"
+
+
+def ids_of_unfinished_writes(ledger_model: type[models.Model]) -> set[int]:
+    """The ids every marker in the ledger lists: rows of a write that has not completed (or
+    not yet dropped its marker), which must not count as existing for a new reference. One
+    indexed lookup when there is none, as nearly always."""
+    keys = ledger_keys_with_prefix(ledger_model, MARKER_PREFIX)
+    found: set[int] = set()
+    for key in keys:
+        found.update(marked_ids((ledger_model, key)) or ())
+    return found
+
+
 def ledger_keys_with_prefix(ledger_model: type[models.Model], prefix: str) -> list[str]:
     """The ledger keys that start with ``prefix``, by one indexed lookup.
 

@@ -26,6 +26,7 @@ from django.core.management import call_command
 from django.db import OperationalError, connections
 
 from common.data import bulk
+from common.exceptions import RecordInvalid
 from ingest import jobs, pipeline
 from ingest.records import decode_batch
 from orders_svc import services as order_services
@@ -196,10 +197,30 @@ def test_the_job_reaper_finishes_the_undo_when_someone_looks_at_jobs(api, monkey
     assert markers() == []
 
 
-def test_a_leftover_user_an_order_now_points_at_is_kept_and_the_rest_undone(api, monkeypatch):
+def test_no_order_may_point_at_a_leftover_user_so_the_batch_can_always_be_resent(api, monkeypatch):
+    """The outside review's case: an order created for a leftover user kept that user and made
+    the re-sent batch a 422 ("Duplicate id") forever."""
+    leave_users_behind(api, monkeypatch)
+    leftover = User.objects.order_by("id").first().id
+
+    created = api.post(
+        "/orders/", {"user_id": leftover, "product_id": 1, "quantity": 1}, format="json"
+    )
+    assert created.status_code == 400
+    assert created.json()["user_id"] == ["No user has this id."]
+    with pytest.raises(RecordInvalid):
+        order_services.order_create(user_id=leftover, product_id=1, quantity=1)
+    assert Order.objects.count() == 0
+
+    response = post(api, BATCH)  # the fault is gone: the undo runs first, then the batch
+    assert response.status_code == 200, response.json()
+    assert_written_once()
+
+
+def test_a_leftover_user_an_order_written_behind_the_apis_back_points_at_is_kept(api, monkeypatch):
     leave_users_behind(api, monkeypatch)
     laptop = make_product()
-    order = order_services.order_create(user_id=1, product_id=laptop.id, quantity=1)
+    order = Order.objects.create(user_id=1, product_id=laptop.id, quantity=1)  # e.g. sqlite3
 
     assert pipeline.finish_interrupted_atomic_batches() == 1
 
