@@ -7,7 +7,8 @@ it at its own first line, not one shifted by the breaks above.
 """
 
 from ingest import formats
-from ingest.pipeline import USERS, check_records
+from ingest.checking import check_records
+from ingest.resources import USERS
 
 # line 1: header; 2: valid; 3-5: one record, its quoted name spans three lines, bad email;
 # 6: blank name; 7-8: a quoted name over two lines, bad email; 9: blank line; 10: valid.

@@ -7,9 +7,10 @@ from types import SimpleNamespace
 import pytest
 
 from ingest import duplicates, formats
+from ingest.checking import check_records
 from ingest.duplicates import UnknownKeys
-from ingest.pipeline import ORDERS, USERS, check_records
 from ingest.records import BatchError, UserRecord, decode_batch
+from ingest.resources import ORDERS, USERS
 
 
 def _skipped(body: bytes):

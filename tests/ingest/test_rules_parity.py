@@ -16,8 +16,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ingest.pipeline import ORDERS, PRODUCTS, USERS, check_records
+from ingest.checking import check_records
 from ingest.records import decode_batch
+from ingest.resources import ORDERS, PRODUCTS, USERS
 from orders_svc.serializers import OrderSerializer
 from products_svc.serializers import ProductSerializer
 from users_svc.serializers import UserSerializer

@@ -10,7 +10,7 @@ import json
 import pytest
 
 from ingest.models import IdempotencyKey, IngestJob
-from ingest.pipeline import ResourceResult
+from ingest.results import ResourceResult
 from orders_svc.models import Order
 from products_svc.models import Product
 from tests.ingest.skips import skipped_records

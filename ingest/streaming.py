@@ -1,0 +1,164 @@
+"""The default mode: records are written while the next ones are checked, a thread per database.
+
+The picture of a batch in ``ingest.pipeline`` is this module:
+
+* Writes go through the services (``users_bulk_insert`` …), one writer thread per database
+  (SQLite has one writer per file; see ``ingest.writers``); each users and products chunk is its
+  own transaction, handed to its writer as soon as it is checked. The threads pay because a chunk
+  goes to SQLite in one or two statements during which the driver holds no GIL (see
+  ``common.data.bulk``): the three files are written on the second core while the main thread
+  checks the next records in Python.
+* Orders are checked after users and products are written, so an order may point at a user or
+  product inserted earlier in the same batch, but not at one that was skipped. To overlap the
+  costly part (the orders table and its two indexes) with the rest, the orders are inserted
+  first in one transaction that holds the orders lock, and only checked, pruned and committed
+  once the users and products are; nobody sees them before. Holding the orders lock also keeps
+  deletions of users and products out for that time (see ``common.data.references``).
+* A chunk whose database fails is skipped with that reason (``ingest.results.fold_failure``);
+  the other chunks and databases go on.
+"""
+
+import queue
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from contextlib import ExitStack
+from typing import Any
+
+from django.conf import settings
+from django.db import DatabaseError
+
+from ingest.checking import Checked, check_records, highest_explicit_id
+from ingest.records import Batch
+from ingest.resources import ORDERS, PRODUCTS, USERS, Resource, Row
+from ingest.results import IngestResult, ResourceResult, fold_chunk, fold_failure, result_of
+from ingest.runs import Run
+from ingest.writers import WriterPool, writers_for
+from orders_svc import services as order_services
+from orders_svc.models import ORDERS_DB
+from orders_svc.selectors import deletion_epoch
+from products_svc import services as product_services
+from products_svc.models import PRODUCTS_DB
+from users_svc import services as user_services
+from users_svc.models import USERS_DB
+
+
+def ingest_streaming(batch: Batch, run: Run) -> IngestResult:
+    """The default mode (see the module docstring; the picture is in ``ingest.pipeline``)."""
+    size = settings.INGEST_CHUNK_SIZE
+    try:
+        epoch = deletion_epoch()
+    except DatabaseError:  # the orders database is down: its chunks will say so, the rest goes on
+        epoch = -1  # matches no reading: nothing is trusted without a lookup
+    references: Future = Future()
+    order_chunks: queue.SimpleQueue = queue.SimpleQueue()
+    orders_ids_above = highest_explicit_id(batch.orders, ORDERS)
+    with ExitStack() as stack:
+        pools = {
+            alias: stack.enter_context(WriterPool(alias, writers_for(alias)))
+            for alias in (USERS_DB, PRODUCTS_DB, ORDERS_DB)
+        }
+        # Whatever happens below, never leave the orders writer waiting.
+        stack.callback(_abandon, references, order_chunks)
+
+        def write_orders() -> Future:
+            return pools[ORDERS_DB].submit(
+                order_services.orders_bulk_insert,
+                iter(order_chunks.get, None),
+                ids_above=orders_ids_above,
+                references_ready=references.result,
+                ledger_key=run.ledger(ORDERS),
+            )
+
+        # Orders first: with a writer thread, each chunk of orders is written as soon as it is
+        # checked, and waits, uncommitted, for the users and products it points at; inline, the
+        # orders can only be written after those.
+        orders_written = write_orders() if pools[ORDERS_DB].threaded else None
+        orders = check_records(
+            batch.orders, ORDERS, chunk_size=size, on_chunk=lambda _, rows: order_chunks.put(rows)
+        )
+        order_chunks.put(None)
+        batch.orders = []  # the rows hold what is needed; let the decoded records go
+        users, user_chunks = _check_and_write(
+            batch.users, USERS, pools[USERS_DB], user_services.users_bulk_insert, run
+        )
+        batch.users = []
+        products, product_chunks = _check_and_write(
+            batch.products,
+            PRODUCTS,
+            pools[PRODUCTS_DB],
+            product_services.products_bulk_insert,
+            run,
+        )
+        batch.products = []
+
+        users_result, products_result = result_of(users), result_of(products)
+        _collect(users, user_chunks, users_result, run)
+        _collect(products, product_chunks, products_result, run)
+        # What this batch inserted needs no lookup, unless a deletion ran since it began.
+        references.set_result(
+            order_services.KnownReferences(
+                frozenset(users_result.inserted_ids), frozenset(products_result.inserted_ids), epoch
+            )
+        )
+        orders_result = result_of(orders)
+        _collect_orders(orders, orders_written or write_orders(), orders_result, run)
+    return IngestResult(users_result, products_result, orders_result)
+
+
+def _abandon(references: Future, order_chunks: queue.SimpleQueue) -> None:
+    order_chunks.put(None)
+    if not references.done():
+        references.set_exception(RuntimeError("the ingest stopped before its orders were checked"))
+
+
+def _check_and_write(
+    records: Sequence[Any], resource: Resource, pool: WriterPool, writer: Callable, run: Run
+) -> tuple[Checked, list[tuple[int, list[Row], Future]]]:
+    """Check records and hand each full chunk to ``pool`` as soon as it is checked."""
+    size = settings.INGEST_CHUNK_SIZE
+    submitted: list[tuple[int, list[Row], Future]] = []
+    ids_above: int | None = None  # found only if some record comes without an id
+
+    def write(start: int, rows: list[Row]) -> None:
+        nonlocal ids_above
+        if ids_above is None and any(row[0] is None for row in rows):
+            ids_above = highest_explicit_id(records, resource)
+        future = pool.submit(
+            writer, rows, ids_above=ids_above or 0, ledger_key=run.ledger(resource, start // size)
+        )
+        submitted.append((start, rows, future))
+
+    checked = check_records(records, resource, chunk_size=size, on_chunk=write)
+    return checked, submitted
+
+
+def _collect(
+    checked: Checked,
+    submitted: list[tuple[int, list[Row], Future]],
+    result: ResourceResult,
+    run: Run,
+) -> None:
+    """Wait for each chunk's writer and fold its outcome into ``result``."""
+    run.advance(len(checked.skipped))
+    for start, chunk, future in submitted:
+        try:
+            outcome = future.result()
+        except DatabaseError as exc:
+            fold_failure(checked, start, chunk, exc, result)
+        else:
+            fold_chunk(checked, start, chunk, outcome, result)
+        run.advance(len(chunk))
+
+
+def _collect_orders(orders: Checked, written: Future, result: ResourceResult, run: Run) -> None:
+    """Fold the orders writer's outcome (one transaction for all chunks) into ``result``."""
+    chunks = list(orders.chunks(settings.INGEST_CHUNK_SIZE))
+    try:
+        outcomes = written.result()
+    except DatabaseError as exc:
+        for start, chunk in chunks:
+            fold_failure(orders, start, chunk, exc, result)
+    else:
+        for (start, chunk), outcome in zip(chunks, outcomes, strict=True):
+            fold_chunk(orders, start, chunk, outcome, result)
+    run.advance(orders.received)
