@@ -27,6 +27,10 @@ class NewKey:
     client_created: bool
 
 
+#: A hundred years: past that, leave --expires out (and a date past year 9999 cannot be stored).
+MAX_EXPIRY_DAYS = 36_500
+
+
 def api_key_create(
     *, client_name: str, key_name: str = "", expires_in_days: float | None = None
 ) -> NewKey:
@@ -35,8 +39,11 @@ def api_key_create(
     if not client_name or len(client_name) > 150:
         raise ApiKeyError("NAME must be 1 to 150 characters.")
     key_name = (key_name or client_name).strip()[:50]
-    if expires_in_days is not None and expires_in_days <= 0:
-        raise ApiKeyError("--expires must be a number of days greater than 0.")
+    if expires_in_days is not None and not 0 < expires_in_days <= MAX_EXPIRY_DAYS:
+        raise ApiKeyError(
+            f"--expires must be a number of days greater than 0 and at most {MAX_EXPIRY_DAYS} "
+            "(leave it out for a key that does not expire)."
+        )
     with transaction.atomic(using=DEFAULT_DATABASE):
         client, created = get_user_model().objects.get_or_create(username=client_name)
         if created:

@@ -345,8 +345,8 @@ def finish_interrupted_atomic_batches() -> int:
     """Undo what an interrupted atomic batch left (``ingest.atomic``); never fails the caller."""
     try:
         return pipeline.finish_interrupted_atomic_batches()
-    except Exception:  # the next look, or the next ingest, tries again
-        logger.exception("could not finish the undo of interrupted atomic batches")
+    except Exception as exc:  # the next look, or the next ingest, tries again
+        logger.warning("could not finish the undo of interrupted atomic batches (%s)", exc)
         return 0
 
 

@@ -14,8 +14,9 @@ every way a body can end badly into one error, :class:`BodyIncomplete`: a **400*
 what happened, raised *while reading*, so before anything is written (every writer here reads
 its whole body first). The same middleware answers, before any view runs:
 
-* **415** for a ``Content-Encoding`` other than ``identity``: the service does not decompress,
-  and a gzip body read as JSON would fail far from its cause;
+* **415** for a ``Content-Encoding`` other than ``identity``, or a ``Transfer-Encoding`` other
+  than ``chunked``: the service does not decompress, and a gzip body read as JSON would fail
+  far from its cause;
 * **411** for a chunked body on a server that cannot de-chunk it (``manage.py runserver``);
   gunicorn de-chunks and marks the end of the input (``wsgi.input_terminated``).
 
@@ -137,6 +138,14 @@ class BodyFramingMiddleware:
                 "unsupported_media_type",
                 f"Content-Encoding {encoding[:40]!r} is not supported: send the body "
                 "uncompressed (Content-Encoding: identity, or none).",
+            )
+        codings = [c.strip() for c in meta.get("HTTP_TRANSFER_ENCODING", "").lower().split(",")]
+        if any(coding not in ("", "chunked", "identity") for coding in codings):
+            return _refusal(
+                415,
+                "unsupported_media_type",
+                f"Transfer-Encoding {meta['HTTP_TRANSFER_ENCODING'][:40]!r} is not supported: "
+                "send the body as it is, with a Content-Length or chunked.",
             )
         if is_chunked(meta):
             if not meta.get("wsgi.input_terminated"):

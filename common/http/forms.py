@@ -8,30 +8,18 @@ JSON one: a larger one is a 413 before a byte of it is read. Every body has a le
 (``common.http.body`` reads a chunked one first, under the same limit).
 """
 
-from django.conf import settings
 from rest_framework import parsers
 
-from common.http.json import body_too_large
-
-
-def _refuse_oversized(parser_context) -> None:
-    request = (parser_context or {}).get("request")
-    meta = getattr(request, "META", {})
-    try:
-        declared = int(meta.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        declared = 0
-    if declared > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
-        raise body_too_large(settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
+from common.http.json import refuse_declared_oversize
 
 
 class FormParser(parsers.FormParser):
     def parse(self, stream, media_type=None, parser_context=None):
-        _refuse_oversized(parser_context)
+        refuse_declared_oversize(parser_context)
         return super().parse(stream, media_type, parser_context)
 
 
 class MultiPartParser(parsers.MultiPartParser):
     def parse(self, stream, media_type=None, parser_context=None):
-        _refuse_oversized(parser_context)
+        refuse_declared_oversize(parser_context)
         return super().parse(stream, media_type, parser_context)

@@ -17,14 +17,24 @@ def strict_query(request, allowed: Collection[str]) -> None:
     """Refuse (400) a query parameter not in ``allowed``, or one given more than once."""
     params = request.query_params if hasattr(request, "query_params") else request.GET
     errors = {}
+    unknown = 0
     for name, values in params.lists():
         if name not in allowed:
-            shown = ", ".join(sorted(allowed)) or "none"
-            errors[name[:60]] = [f"Unknown query parameter. This endpoint takes: {shown}."]
+            unknown += 1
+            if unknown <= _NAMED:
+                shown = ", ".join(sorted(allowed)) or "none"
+                errors[name[:60]] = [f"Unknown query parameter. This endpoint takes: {shown}."]
         elif len(values) > 1:
             errors[name] = [f"Given {len(values)} times; give it once."]
+    if unknown > _NAMED:  # the answer stays small, whatever the query string
+        errors["non_field_errors"] = [
+            f"{unknown} unknown query parameters; the first {_NAMED} are named."
+        ]
     if errors:
         raise ValidationError(errors)
+
+
+_NAMED = 5
 
 
 def query_flag(request, name: str) -> bool:

@@ -238,3 +238,9 @@ def test_a_key_made_in_the_admin_is_shown_once_and_works(client):
     assert _write(_client(key)).status_code == 201
     assert key not in _default_database_text()
     assert key.encode() not in client.get("/admin/common/apikey/").content
+
+
+@pytest.mark.parametrize("days", ["1e9", "0", "-1", "36501"])
+def test_an_expiry_out_of_range_is_refused_with_a_message(days):
+    with pytest.raises(CommandError, match="--expires must be a number of days greater than 0"):
+        call_command("create_api_token", "dave", "--expires", days, stdout=StringIO())

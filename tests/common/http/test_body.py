@@ -250,3 +250,32 @@ def test_a_form_body_above_the_limit_is_a_413_before_it_is_read(api, settings, f
     assert response.status_code == 413, response.content
     assert "limit of 100000 bytes (API_MAX_BODY_BYTES)" in response.json()["detail"]
     assert nothing_written()
+
+
+def test_a_json_body_declared_above_the_limit_is_a_413_before_it_is_read(api, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 100_000
+    response = send_cut_off(api, "/users/", "application/json", USER + b" " * 200_000, cut=0)
+    assert response.status_code == 413, response.content  # not "cut off": never read
+    assert "limit of 100000 bytes (API_MAX_BODY_BYTES)" in response.json()["detail"]
+    assert nothing_written()
+
+
+@pytest.mark.parametrize("coding", ["gzip, chunked", "deflate", "x-custom"])
+def test_a_transfer_coding_other_than_chunked_is_a_415(api, coding):
+    response = api.generic(
+        "POST", "/ingest/", BATCH, content_type="application/json", HTTP_TRANSFER_ENCODING=coding
+    )
+    assert response.status_code == 415, response.content
+    assert "Transfer-Encoding" in response.json()["detail"]
+    assert nothing_written()
+
+
+def test_a_query_string_of_many_unknown_names_gets_a_small_answer(api):
+    query = "&".join(f"p{n}" for n in range(900))
+    response = api.generic("POST", f"/ingest/?{query}", BATCH, content_type="application/json")
+    assert response.status_code == 400
+    assert len(response.content) < 2_000
+    assert response.json()["non_field_errors"] == [
+        "900 unknown query parameters; the first 5 are named."
+    ]
+    assert nothing_written()
