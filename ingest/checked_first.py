@@ -142,7 +142,8 @@ def _ingest_atomic(
         for section in results.sections:
             section.inserted_ids = []
         invalid = sum(len(section.skipped) for section in results.sections)
-        results.detail = f"atomic=true: nothing was written because {invalid} records are invalid."
+        records = "1 record is" if invalid == 1 else f"{invalid} records are"
+        results.detail = f"atomic=true: nothing was written because {records} invalid."
         return results
     except DatabaseError as exc:
         failure = _undo_now(key, committed, results, exc)

@@ -219,7 +219,7 @@ def test_atomic_batch_with_an_invalid_record_writes_nothing_anywhere(api):
     assert response.status_code == 422
     body = response.json()
     assert body["committed"] is False
-    assert body["detail"] == "atomic=true: nothing was written because 1 records are invalid."
+    assert body["detail"] == "atomic=true: nothing was written because 1 record is invalid."
     assert skipped_records(body["orders"])[0]["index"] == 1
     assert (User.objects.count(), Product.objects.count(), Order.objects.count()) == (0, 0, 0)
 
