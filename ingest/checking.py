@@ -21,18 +21,16 @@ from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any
 
-from common.data.validation import MAX_BIGINT, UNSET, Invalid, clean_id, unknown_field_errors
+from common.data.validation import (
+    JSON_TYPE_NAMES,
+    MAX_BIGINT,
+    UNSET,
+    Invalid,
+    clean_id,
+    unknown_field_errors,
+)
 from ingest.duplicates import RepeatedKey, UnknownKeys
 from ingest.resources import Reasons, Resource, Row
-
-_JSON_TYPE_NAMES = {
-    list: "array",
-    str: "string",
-    int: "number",
-    float: "number",
-    bool: "boolean",
-    type(None): "null",
-}
 
 
 @dataclass
@@ -152,7 +150,7 @@ def _not_an_object(record: Any) -> Reasons:
                 f"The key {record.key!r} appears more than once in this record; send each once."
             ]
         }
-    kind = _JSON_TYPE_NAMES.get(type(record), type(record).__name__)
+    kind = JSON_TYPE_NAMES.get(type(record), type(record).__name__)
     return {"non_field_errors": [f"Expected a JSON object, got {kind}."]}
 
 

@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -130,3 +131,35 @@ def request(
     except urllib.error.HTTPError as error:
         status, response_headers, raw = error.code, dict(error.headers), error.read()
     return status, response_headers, json.loads(raw) if raw else None
+
+
+@contextmanager
+def products_write_lock():
+    """Hold the products database's write lock from outside the service, until the block ends.
+
+    SQLite: a transaction begun with ``BEGIN IMMEDIATE`` on the products file (readers go on,
+    every writer waits). PostgreSQL: ``LOCK TABLE products IN EXCLUSIVE MODE`` in an open
+    transaction (reads go on, inserts wait). Either way the ingest commits users chunks, then
+    waits on its first products chunk, with its orders transaction open, for as long as this
+    is held: the server can be killed then without depending on how fast the machine is.
+    """
+    config = connections["products"].settings_dict
+    if connections["products"].vendor == "sqlite":
+        holder = sqlite3.connect(config["NAME"], timeout=10, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+    else:
+        import psycopg  # only where the databases are PostgreSQL
+
+        holder = psycopg.connect(
+            dbname=config["NAME"],
+            user=config["USER"],
+            password=config["PASSWORD"] or None,
+            host=config["HOST"],
+            port=config["PORT"] or 5432,
+        )
+        holder.execute("LOCK TABLE products IN EXCLUSIVE MODE")
+    try:
+        yield
+    finally:
+        holder.rollback()
+        holder.close()

@@ -12,7 +12,6 @@ appear, and only then is the lock released. Every wait is bounded.
 
 import contextlib
 import signal
-import sqlite3
 import threading
 import time
 from io import StringIO
@@ -58,38 +57,6 @@ def _whole_chunks_only(ids: set[int]) -> bool:
     return all(set(range(c * CHUNK + 1, min((c + 1) * CHUNK, COUNT) + 1)) <= ids for c in chunks)
 
 
-@contextlib.contextmanager
-def products_write_lock():
-    """Hold the products database's write lock from outside the service, until the block ends.
-
-    SQLite: a transaction begun with ``BEGIN IMMEDIATE`` on the products file (readers go on,
-    every writer waits). PostgreSQL: ``LOCK TABLE products IN EXCLUSIVE MODE`` in an open
-    transaction (reads go on, inserts wait). Either way the ingest commits users chunks, then
-    waits on its first products chunk, with its orders transaction open, for as long as this
-    is held: the server can be killed then without depending on how fast the machine is.
-    """
-    config = connections["products"].settings_dict
-    if connections["products"].vendor == "sqlite":
-        holder = sqlite3.connect(config["NAME"], timeout=10, isolation_level=None)
-        holder.execute("BEGIN IMMEDIATE")
-    else:
-        import psycopg  # only where the databases are PostgreSQL
-
-        holder = psycopg.connect(
-            dbname=config["NAME"],
-            user=config["USER"],
-            password=config["PASSWORD"] or None,
-            host=config["HOST"],
-            port=config["PORT"] or 5432,
-        )
-        holder.execute(f"LOCK TABLE {Product._meta.db_table} IN EXCLUSIVE MODE")
-    try:
-        yield
-    finally:
-        holder.rollback()
-        holder.close()
-
-
 def _wait_for(condition, what: str, seconds: float = 60) -> None:
     deadline = time.monotonic() + seconds
     while not condition():
@@ -100,7 +67,10 @@ def _wait_for(condition, what: str, seconds: float = 60) -> None:
 def test_a_killed_ingest_leaves_whole_chunks_and_a_resend_completes_it(api_token):
     # The waiting products writer must not give up before the kill: a long busy timeout.
     env = {"INGEST_CHUNK_SIZE": str(CHUNK), "SQLITE_BUSY_TIMEOUT": "600"}
-    with products_write_lock(), live.gunicorn(workers=1, threads=2, **env) as (base_url, server):
+    with (
+        live.products_write_lock(),
+        live.gunicorn(workers=1, threads=2, **env) as (base_url, server),
+    ):
 
         def send() -> None:
             with contextlib.suppress(OSError):  # the server dies under it: that is the point

@@ -356,6 +356,17 @@ _FLOAT_CEILINGS = {digits: float(10**digits) for digits in range(1, 16)}
 _INT_CEILINGS = {digits: 10**digits for digits in range(1, 16)}
 
 
+#: How a JSON value that is not an object is named in "Expected a JSON object, got ...".
+JSON_TYPE_NAMES = {
+    list: "array",
+    str: "string",
+    int: "number",
+    float: "number",
+    bool: "boolean",
+    type(None): "null",
+}
+
+
 #: Unknown keys named one by one in a record's errors; past this many, a count (so that the
 #: answer stays smaller than a body made of made-up keys).
 MAX_UNKNOWN_FIELDS_NAMED = 20

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 from rest_framework import serializers
 
-from common.data.validation import UNSET, unknown_field_errors
+from common.data.validation import JSON_TYPE_NAMES, UNSET, unknown_field_errors
 
 #: A service's rules function: raw field values in, (clean values, None) or (None, errors) out.
 Rule = Callable[..., tuple[tuple[Any, ...] | None, dict[str, list[str]] | None]]
@@ -25,19 +25,9 @@ Rule = Callable[..., tuple[tuple[Any, ...] | None, dict[str, list[str]] | None]]
 # Keys a browser's HTML form adds to what it posts (the browsable API's forms).
 _FORM_KEYS = frozenset({"csrfmiddlewaretoken"})
 
-# The same names as the bulk ingest uses for a record that is not an object.
-_JSON_TYPE_NAMES = {
-    list: "array",
-    str: "string",
-    int: "number",
-    float: "number",
-    bool: "boolean",
-    type(None): "null",
-}
-
 
 def not_an_object(data: Any) -> dict[str, list[str]]:
-    kind = _JSON_TYPE_NAMES.get(type(data), type(data).__name__)
+    kind = JSON_TYPE_NAMES.get(type(data), type(data).__name__)
     return {"non_field_errors": [f"Expected a JSON object, got {kind}."]}
 
 

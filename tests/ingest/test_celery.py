@@ -12,14 +12,12 @@ import base64
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
 from contextlib import contextmanager
 
 import pytest
-from django.db import connections
 
 from ingest.models import IngestJob, IngestJobPayload
 from orders_svc.models import Order, OrderWriteLedger
@@ -159,26 +157,6 @@ def test_only_the_job_id_goes_through_the_broker_and_a_late_worker_runs_it(
     assert redis_client.llen("celery") == 0
 
 
-@contextmanager
-def products_write_lock():
-    """Hold the products database's write lock from outside the service (as a long writer)."""
-    config = connections["products"].settings_dict
-    if config["ENGINE"].endswith("sqlite3"):
-        holder = sqlite3.connect(config["NAME"], isolation_level=None)
-        holder.execute("BEGIN IMMEDIATE")
-    else:
-        import psycopg
-
-        url = live.database_urls()["PRODUCTS_DATABASE_URL"]
-        holder = psycopg.connect(url.replace("postgres://", "postgresql://", 1))
-        holder.execute(f"LOCK TABLE {Product._meta.db_table} IN EXCLUSIVE MODE")
-    try:
-        yield
-    finally:
-        holder.rollback()
-        holder.close()
-
-
 def poll(check, what: str, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while not check():
@@ -193,7 +171,7 @@ def test_a_worker_killed_mid_job_leaves_it_to_another_without_duplicates(web, tm
     products = [{"name": f"P{i}", "price": 5} for i in range(120)]
     body = json.dumps({"users": users, "products": products}).encode()
 
-    with products_write_lock(), celery_worker(tmp_path, "doomed") as (worker, _):
+    with live.products_write_lock(), celery_worker(tmp_path, "doomed") as (worker, _):
         status, _, job = live.request("POST", f"{web}/ingest/?async=true", body, api_token)
         assert status == 202
         poll(lambda: User.objects.count() == 300, "the users committed")
