@@ -107,3 +107,11 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
         return json.dumps(line, default=str, ensure_ascii=False)
+
+
+def quiet_batch_logs(verbosity: int) -> None:
+    """In a management command, leave the per-batch log line (``store.ingest``) to ``-v 2``:
+    the command prints its own summary for the person at the terminal, and a JSON line per
+    chunk on stderr would interleave with it. Servers keep logging every batch."""
+    if verbosity < 2:
+        logging.getLogger("store.ingest").setLevel(logging.WARNING)

@@ -22,6 +22,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from common.ops.observability import quiet_batch_logs
 from ingest import files
 
 
@@ -59,6 +60,7 @@ class Command(BaseCommand):
         parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     def handle(self, *args, path: Path, **options) -> None:
+        quiet_batch_logs(options["verbosity"])
         if not path.is_file():
             raise CommandError(f"No such file: {path}")
         if options["chunk"] < 1:

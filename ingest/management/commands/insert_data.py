@@ -25,6 +25,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from common.data.validation import UNSET
+from common.ops.observability import quiet_batch_logs
 from ingest import pipeline
 from ingest.records import BatchError, decode_batch
 from orders_svc.selectors import order_list
@@ -86,6 +87,7 @@ class Command(BaseCommand):
         parser.add_argument("--dry-run", action="store_true", help="Check only; write nothing.")
 
     def handle(self, *args, file: Path | None, show: int, dry_run: bool, **options) -> None:
+        quiet_batch_logs(options["verbosity"])
         path = file or SEED_FILE
         try:
             batch = decode_batch(path.read_bytes())
