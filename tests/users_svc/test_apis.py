@@ -449,3 +449,12 @@ def test_a_list_takes_its_filters_ordering_and_page(api):
     response = api.get("/users/?name=alice&name_contains=li&ordering=-name&page=1&page_size=5")
     assert response.status_code == 200, response.content
     assert api.get("/users/1/?format=json").status_code == 404  # no such user, but no 400
+
+
+@pytest.mark.parametrize(
+    "query", ["?page=%D9%A2", "?page_size=%D9%A1", "?page=%EF%BC%91", "?page=-1"]
+)
+def test_page_numbers_and_sizes_take_ascii_digits_only(api, query):
+    response = api.get(f"/users/{query}")
+    assert response.status_code == 400, response.content
+    assert query[1:].split("=")[0] in response.json()
