@@ -403,15 +403,12 @@ def test_a_record_with_a_key_its_type_does_not_have_is_skipped_naming_it(api):
         {
             "index": 1,
             "id": 2,
-            "reasons": {
-                "email": ["This field is required."],
-                "emial": ["Unknown field. The fields of a user are: name, email."],
-            },
+            "reasons": {"non_field_errors": ["Unknown keys: emial."]},
         },
         {
             "index": 2,
             "id": 3,
-            "reasons": {"is_admin": ["Unknown field. The fields of a user are: name, email."]},
+            "reasons": {"non_field_errors": ["Unknown keys: is_admin."]},
         },
     ]
     assert list(User.objects.values_list("id", flat=True)) == [1]

@@ -206,3 +206,31 @@ def test_grouping_takes_equal_reasons_together_whatever_their_order_or_identity(
         {"reasons": {"name": ["Blank."]}, "indexes": [2]},
     ]
     assert [record["index"] for record in skipped_records(section)] == list(range(6))
+
+
+def test_records_each_with_other_made_up_keys_answer_within_10x(api):
+    """The second review's case: 20 one-letter unknown keys per record, a different set each
+    time, made every record its own group with a message per key (14.7x)."""
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    records = []
+    for n in range(8_000):
+        keys = [letters[(n + i) % 26] + letters[(n // 26 + i) % 26] for i in range(20)]
+        records.append("{" + ",".join(f'"{key}":0' for key in keys) + "}")
+    body = ('{"orders":[' + ",".join(records) + "]}").encode()
+    response = post(api, body)
+    assert response.status_code == 200, response.content[:300]
+    assert len(response.content) <= 10 * len(body)
+    records = skipped_records(response.json()["orders"])
+    assert len(records) == 8_000
+    assert records[0]["reasons"]["non_field_errors"][0].startswith("Unknown keys: aa, bb, cc")
+    assert nothing_written()
+
+
+@pytest.mark.parametrize("length", [2, 3])
+def test_records_each_with_one_short_made_up_key_answer_within_10x(api, length):
+    alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+    keys = ["".join(alphabet[(n // 62**i) % 62] for i in range(length)) for n in range(5_000)]
+    body = ('{"users":[' + ",".join(f'{{"{key}":0}}' for key in keys) + "]}").encode()
+    response = post(api, body)
+    assert response.status_code == 200
+    assert len(response.content) <= 10 * len(body), len(response.content) / len(body)
