@@ -77,3 +77,22 @@ def test_known_ids_are_not_trusted_after_a_deletion(api):
         [[(None, bob.id, laptop.id, 1)]], references_ready=lambda: known
     )
     assert ids[0] is not None  # trusted: no deletion since the caller's reading
+
+
+def test_a_rerun_reuses_the_recorded_outcome_in_either_ledger_form():
+    from common.data import bulk
+    from orders_svc.models import OrderWriteLedger
+
+    alice, laptop = make_user(), make_product()
+    rows = [(None, alice.id, laptop.id, 2), (None, 999, laptop.id, 1), (None, 998, 888, 1)]
+    first = services.orders_bulk_insert([rows], ledger_key="test:orders")
+    again = services.orders_bulk_insert([rows], ledger_key="test:orders")  # a re-run
+    assert again == first
+    assert Order.objects.count() == 1  # nothing written twice
+    [(ids, table, positions, which)] = bulk.recorded_outcome((OrderWriteLedger, "test:orders"))
+    assert (positions, len(table)) == ([1, 2], 2)  # each distinct reasons once
+    # a row recorded by the previous version: (ids, [(position, reasons), ...])
+    OrderWriteLedger.objects.filter(key="test:orders").delete()
+    bulk.record_outcome((OrderWriteLedger, "old:orders"), [(ids, [[1, {"user_id": ["x"]}]])])
+    [(old_ids, errors)] = services.orders_bulk_insert([rows], ledger_key="old:orders")
+    assert (old_ids, errors) == (ids, {1: {"user_id": ["x"]}})
