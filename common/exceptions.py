@@ -47,12 +47,6 @@ class PayloadTooLarge(APIException):
     default_code = "payload_too_large"
 
 
-class LengthRequired(APIException):
-    status_code = 411
-    default_detail = "Send the body with a Content-Length header."
-    default_code = "length_required"
-
-
 class Conflict(APIException):
     status_code = status.HTTP_409_CONFLICT
     default_detail = "The request conflicts with the current state of the resource."
@@ -63,9 +57,3 @@ class Unprocessable(APIException):
     status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
     default_detail = "The request is well-formed but cannot be processed."
     default_code = "unprocessable"
-
-
-class Unavailable(APIException):
-    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-    default_detail = "A database needed for this request is unavailable; retry later."
-    default_code = "unavailable"
