@@ -300,3 +300,46 @@ def test_a_real_server_reports_a_moved_file_and_recovers_when_it_is_back(tmp_pat
 
 
 SERVICES = ("default", "users", "products", "orders")
+
+
+def test_a_damaged_page_deep_in_a_file_is_a_503_naming_its_service(api, tmp_path):
+    """The third review's case: a page of random bytes in the middle of products.db passed the
+    probe's one-row read, and the 503 named no service and blamed a timeout."""
+    api.post("/products/", {"name": "P", "price": 1}, format="json")
+    from products_svc.models import Product as ProductModel
+
+    ProductModel.objects.bulk_create(
+        [ProductModel(name=f"P{n}" * 20, price=n % 90 + 1) for n in range(20_000)]
+    )
+    damaged = tmp_path / "products.db"
+    shutil.copy(sqlite_file("products"), damaged)
+    with damaged.open("r+b") as file:
+        file.seek(4096 * 40)
+        file.write(bytes(range(256)) * 16)
+    with database_at("products", str(damaged)):
+        response = api.get("/products/?ordering=-price")  # reads every page of the table
+        assert response.status_code == 503, response.content
+        body = response.json()
+        assert body["unavailable"] == ["products"]
+        assert body["detail"].startswith("The products database is damaged (")
+        assert "restored from a backup" in body["detail"]
+    _assert_everything_answers(api)
+
+
+def test_the_admin_answers_503_naming_a_missing_database(admin_client):
+    from tests.factories import make_product, make_user
+
+    Order.objects.create(user_id=make_user().id, product_id=make_product().id, quantity=1)
+    with database_down("products"):
+        for path in ("/admin/products_svc/product/", "/admin/orders_svc/order/"):
+            response = admin_client.get(path)
+            assert response.status_code == 503, (path, response.status_code)
+            assert response.json()["unavailable"] == ["products"]
+    assert admin_client.get("/admin/products_svc/product/").status_code == 200
+
+
+def test_the_admin_login_answers_503_without_the_default_database(client):
+    with database_down("default"):
+        response = client.post("/admin/login/", {"username": "a", "password": "b"})
+    assert response.status_code == 503, response.status_code
+    assert response.json()["unavailable"] == ["default"]

@@ -8,7 +8,14 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
-from django.db import DatabaseError, InterfaceError, OperationalError, ProgrammingError
+from django.db import (
+    DatabaseError,
+    InterfaceError,
+    OperationalError,
+    ProgrammingError,
+    connections,
+)
+from django.http import HttpResponse
 from rest_framework import status
 from rest_framework.exceptions import ErrorDetail, NotAuthenticated
 from rest_framework.response import Response
@@ -16,12 +23,21 @@ from rest_framework.views import exception_handler
 
 from common.exceptions import RecordInvalid, RecordNotFound, RecordReferenced
 from common.http.auth import TOKEN_NEEDED
-from common.http.json import body_too_large
+from common.http.json import body_too_large, dumps
 from common.ops.health import SERVICE_OF, DatabaseHealth, probe_all
 
 
 def unavailable_response(exc: Exception, down: list[DatabaseHealth] | None = None) -> Response:
     """A 503 that names the databases that do not answer (each is probed once)."""
+    response = Response(unavailable_body(exc, down), status=status.HTTP_503_SERVICE_UNAVAILABLE)
+    response["Retry-After"] = "5"
+    return response
+
+
+def unavailable_body(exc: Exception, down: list[DatabaseHealth] | None = None) -> dict:
+    """What a 503 says: the databases that fail their probe, or else the ones whose connection
+    raised during this request (a damaged page deep in a file passes the probe's one-row read,
+    and a lock past its timeout is only busy)."""
     if down is None:
         down = _databases_down()
     if down:
@@ -30,14 +46,41 @@ def unavailable_response(exc: Exception, down: list[DatabaseHealth] | None = Non
             f"The {names} database is unavailable ({down[0].error}). Requests that need it "
             "fail until it is back; the other services keep working. Retry later."
         )
+        return {"detail": detail, "code": "unavailable", "unavailable": [h.alias for h in down]}
+    failed = [c.alias for c in connections.all(initialized_only=True) if c.errors_occurred]
+    error = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+    names = " and ".join(SERVICE_OF.get(alias, alias) for alias in failed) or "A"
+    if "malformed" in error or "not a database" in error:
+        detail = (
+            f"The {names} database is damaged ({error}): requests that need it fail until it is "
+            "restored from a backup (python manage.py check_integrity, PRAGMA integrity_check)."
+        )
     else:  # it answered again by now, or it was only busy (a lock held past the timeout)
-        detail = f"A database did not answer in time ({str(exc).strip()[:300]}). Retry later."
-    response = Response(
-        {"detail": detail, "code": "unavailable", "unavailable": [h.alias for h in down]},
-        status=status.HTTP_503_SERVICE_UNAVAILABLE,
-    )
-    response["Retry-After"] = "5"
-    return response
+        what = f"The {names} database" if failed else "A database"
+        detail = f"{what} did not answer in time ({error}). Retry later."
+    return {"detail": detail, "code": "unavailable", "unavailable": failed}
+
+
+class DatabaseUnavailableMiddleware:
+    """The same 503 for the views outside the API (the admin, its login): a database that is
+    gone or damaged is "unavailable, naming it", never a 500 page."""
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        if _database_unavailable(exception):
+            body = unavailable_body(exception)
+        elif down := _wrong_database(exception):
+            body = unavailable_body(exception, down)
+        else:
+            return None
+        return HttpResponse(
+            dumps(body), status=503, content_type="application/json", headers={"Retry-After": "5"}
+        )
 
 
 def _databases_down() -> list[DatabaseHealth]:

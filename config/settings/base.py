@@ -60,6 +60,8 @@ MIDDLEWARE = [
     "common.ops.observability.RequestLogMiddleware",
     # Before anything that reads a body: a cut-off or badly framed body is a 400, never data.
     "common.http.body.BodyFramingMiddleware",
+    # A database that is gone or damaged is a 503 naming it on every page, the admin's too.
+    "common.http.exception_handler.DatabaseUnavailableMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
