@@ -57,6 +57,7 @@ class FileResult:
         }
     )
     bad_lines: int = 0
+    not_written: int = 0  # valid records a failing database did not take (send them again)
     first_skips: list[Skip] = field(default_factory=list)
     chunks: int = 0
     seconds: float = 0.0
@@ -168,7 +169,14 @@ def ingest_file(
 
         run.in_chunks(users_and_products(), chunk_records)
         # Second pass: orders, now that every user and product is in its database.
-        run.in_chunks(orders(), chunk_records)
+        try:
+            run.in_chunks(orders(), chunk_records)
+        except formats.LineError as exc:  # a line that was a record in the first pass
+            raise FileError(
+                f"{path.name} changed while it was read (line {exc.line}: {exc.reason}); the "
+                "users and products of the first pass are written, the orders are not: run it "
+                "again on a file that stays put."
+            ) from None
     result.seconds = time.perf_counter() - started
     return result
 
@@ -213,6 +221,7 @@ class _Runner:
             counts["received"] += section.received
             counts["inserted"] += len(section.inserted_ids)
             counts["skipped"] += len(section.skipped)
+            self.result.not_written += section.failed_writes
             for index, record_id, reasons in sorted(section.skipped, key=_first):
                 if lines is None:
                     self.skip(Skip(name, None, index, record_id, reasons))

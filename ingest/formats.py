@@ -88,6 +88,7 @@ class _Line(msgspec.Struct, gc=False):
 
 _line_decoder = msgspec.json.Decoder(_Line | NotAnObject)
 _encode = msgspec.json.Encoder().encode
+_BOM = b"\xef\xbb\xbf"
 
 
 def ndjson_record(raw: bytes, line: int) -> tuple[str, Record]:
@@ -98,6 +99,8 @@ def ndjson_record(raw: bytes, line: int) -> tuple[str, Record]:
     in a JSON body; the same colon count as ``ingest.duplicates`` keeps the exact check for the
     rare lines that need it.
     """
+    if line == 1 and raw.startswith(_BOM):  # a byte order mark, as some editors write
+        raw = raw[len(_BOM) :]
     try:
         decoded = _line_decoder.decode(raw)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:

@@ -203,8 +203,8 @@ def _finish(job_id: uuid.UUID, state: str, *, result: bytes | None = None, error
 def _forget_ledger(job_id: uuid.UUID) -> None:
     try:
         pipeline.forget_ledger(_ledger_key(job_id))
-    except Exception:  # leftover ledger rows only cost space; the job's outcome stands
-        logger.exception("could not clear the write ledger of job %s", job_id)
+    except Exception as exc:  # leftover ledger rows only cost space until their retention
+        logger.warning("could not clear the write ledger of job %s (%s)", job_id, exc)
 
 
 def cancel_job(job_id: uuid.UUID) -> IngestJob:

@@ -114,6 +114,8 @@ def check_utf8(body: bytes) -> None:
 
 
 def _decode(decoder: msgspec.json.Decoder, body: bytes):
+    if body.startswith(b"\xef\xbb\xbf"):  # a byte order mark (RFC 8259 lets a parser skip it)
+        body = body[3:]
     if not body.strip():
         raise BatchError(
             'The body is empty; send a JSON object like {"users": [], "products": [], '

@@ -36,6 +36,7 @@ class Resource:
     record_type: type
     fields: tuple[str, ...]  # the rule's arguments, in order
     rule: Callable[..., tuple[Row | None, Reasons | None]]
+    article: str = "a"  # "a user", "an order"
 
 
 USERS = Resource("users", "user", USERS_DB, UserRecord, ("name", "email"), user_rules.check_user)
@@ -54,4 +55,5 @@ ORDERS = Resource(
     OrderRecord,
     ("user_id", "product_id", "quantity"),
     order_rules.check_order,
+    article="an",
 )

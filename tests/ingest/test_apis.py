@@ -119,7 +119,7 @@ def test_duplicate_ids_in_the_batch_and_in_the_database_are_skipped(api):
         {
             "index": 0,
             "id": 5,
-            "reasons": {"id": ["Duplicate id: a user with id 5 already exists."]},
+            "reasons": {"id": ["Duplicate id: a user with this id already exists."]},
         },
         {
             "index": 2,
@@ -195,7 +195,7 @@ def test_dry_run_checks_everything_and_writes_nothing(api):
     assert body["users"]["valid"] == 1
     assert body["users"]["inserted"] == 0
     assert skipped_records(body["users"])[0]["reasons"] == {
-        "id": ["Duplicate id: a user with id 1 already exists."]
+        "id": ["Duplicate id: a user with this id already exists."]
     }
     assert skipped_records(body["orders"])[0]["reasons"] == {
         "product_id": ["No product has this id."]

@@ -111,7 +111,7 @@ def test_second_run_inserts_nothing_and_says_so():
     )
     assert (
         "(1, 'Alice', 'alice@example.com') --> Already present: id: Duplicate id: a user "
-        "with id 1 already exists." in again
+        "with this id already exists." in again
     )
     assert "(10, '', 'jane@example.com') --> Failed validation: name:" in again
     assert (User.objects.count(), Product.objects.count(), Order.objects.count()) == (9, 9, 7)

@@ -61,8 +61,10 @@ class Command(BaseCommand):
 
     def handle(self, *args, path: Path, **options) -> None:
         quiet_batch_logs(options["verbosity"])
-        if not path.is_file():
+        if not path.exists():
             raise CommandError(f"No such file: {path}")
+        if not path.is_file():
+            raise CommandError(f"{path} is not a regular file (a directory, a pipe...).")
         if options["chunk"] < 1:
             raise CommandError("--chunk must be at least 1.")
         try:
@@ -102,6 +104,12 @@ class Command(BaseCommand):
                 raise CommandError(str(exc)) from None
             progress.update(task, total=progress.tasks[0].completed)
         self.summary(console, path, result, options["errors"])
+        if result.not_written:  # a script must not take an outage for a finished load
+            raise CommandError(
+                f"{result.not_written:,} valid records were not written because a database "
+                "failed (see the skipped records); run the file again once it is back: records "
+                "with an id already written are skipped as duplicates."
+            )
 
     def summary(self, console: Console, path: Path, result: files.FileResult, errors) -> None:
         rate = result.records / result.seconds if result.seconds else 0

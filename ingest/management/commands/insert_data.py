@@ -129,8 +129,14 @@ class Command(BaseCommand):
             write("")
 
         inserted = {name: len(section.inserted_ids) for name, section in sections.items()}
+        not_written = sum(section.failed_writes for section in sections.values())
         if dry_run:
             write("Dry run: nothing was written.")
+        elif not_written:
+            write(
+                f"{not_written} valid records were not written because a database failed "
+                "(see the reasons above); run the command again once it is back."
+            )
         elif not any(inserted.values()):
             write("Nothing new was inserted: every valid record is already in the databases.")
         skipped = {name: len(section.skipped) for name, section in sections.items()}

@@ -6,9 +6,10 @@ Jobs are also checked whenever the API lists or shows them and when a Celery wor
 this command is for a cron entry on deployments where neither happens often.
 """
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
+from django.db import DatabaseError
 
-from ingest import jobs
+from ingest import jobs, pipeline
 
 
 class Command(BaseCommand):
@@ -19,10 +20,31 @@ class Command(BaseCommand):
     )
 
     def handle(self, *args, **options) -> None:
-        count = jobs.reap_stale_jobs(purge=False)
-        purged = jobs.purge_expired()
-        undone = jobs.finish_interrupted_atomic_batches()
-        if options["verbosity"]:
-            self.stdout.write(f"{count} stale job(s) retried or failed.")
-            self.stdout.write(str(purged))
-            self.stdout.write(f"{undone} interrupted atomic batch(es) undone.")
+        failed: list[str] = []
+
+        def step(what: str, run, report) -> None:
+            # A database that is down stops its own step, not the others (cron runs this).
+            try:
+                outcome = run()
+            except DatabaseError as exc:
+                failed.append(f"{what}: {str(exc).strip().splitlines()[0][:200]}")
+                return
+            if options["verbosity"]:
+                self.stdout.write(report(outcome))
+
+        step(
+            "reaping stale jobs",
+            lambda: jobs.reap_stale_jobs(purge=False),
+            lambda count: f"{count} stale job(s) retried or failed.",
+        )
+        step("purging expired rows", jobs.purge_expired, str)
+        step(
+            "undoing interrupted atomic batches",
+            pipeline.finish_interrupted_atomic_batches,
+            lambda undone: f"{undone} interrupted atomic batch(es) undone.",
+        )
+        if failed:
+            raise CommandError(
+                "A database was unavailable, so some of the work waits for the next run: "
+                + "; ".join(failed)
+            )
