@@ -37,18 +37,27 @@ def env_required(name: str, why: str) -> str:
     return value
 
 
+def parse_bool(raw: str) -> bool | None:
+    """``1/true/yes/on`` or ``0/false/no/off`` (any case, outer spaces ignored), else None: the
+    one reading of a boolean, for environment variables and query flags alike."""
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    return None
+
+
 def env_bool(name: str, default: bool) -> bool:
     """``1/true/yes/on`` or ``0/false/no/off`` (case-insensitive)."""
     READ_VARIABLES.add(name)
     raw = os.environ.get(name)
     if raw is None:
         return default
-    value = raw.strip().lower()
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    raise ImproperlyConfigured(f"{name}={raw!r} is not a boolean (use true or false).")
+    value = parse_bool(raw)
+    if value is None:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a boolean (use true or false).")
+    return value
 
 
 def env_int(name: str, default: int, *, minimum: int | None = None) -> int:

@@ -89,7 +89,8 @@ def claim(key: str, fingerprint: str, *, owner: str = "") -> StoredResponse | No
     now = timezone.now()
     lock_until = now + timedelta(seconds=settings.INGEST_IDEMPOTENCY_LOCK_TIMEOUT)
     with transaction.atomic(using=DEFAULT_DATABASE):
-        IdempotencyKey.objects.filter(expires_at__lte=now).delete()
+        # This key only, if it expired: the reaper purges the others (jobs.purge_expired).
+        IdempotencyKey.objects.filter(owner=owner, key=key, expires_at__lte=now).delete()
         try:
             with transaction.atomic(using=DEFAULT_DATABASE):
                 IdempotencyKey.objects.create(

@@ -10,7 +10,10 @@ from collections.abc import Collection
 
 from rest_framework.exceptions import ValidationError
 
-_TRUE, _FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off", ""}
+from config.env import parse_bool
+
+#: Unknown parameters a 400 names; past this many, a count (the answer stays small).
+_NAMED = 5
 
 
 def strict_query(request, allowed: Collection[str]) -> None:
@@ -26,7 +29,7 @@ def strict_query(request, allowed: Collection[str]) -> None:
                 errors[name[:60]] = [f"Unknown query parameter. This endpoint takes: {shown}."]
         elif len(values) > 1:
             errors[name] = [f"Given {len(values)} times; give it once."]
-    if unknown > _NAMED:  # the answer stays small, whatever the query string
+    if unknown > _NAMED:
         errors["non_field_errors"] = [
             f"{unknown} unknown query parameters; the first {_NAMED} are named."
         ]
@@ -34,17 +37,12 @@ def strict_query(request, allowed: Collection[str]) -> None:
         raise ValidationError(errors)
 
 
-_NAMED = 5
-
-
 def query_flag(request, name: str) -> bool:
     """A boolean query parameter (``?dry_run=true``); anything unrecognised is a 400."""
     raw = request.query_params.get(name)
     if raw is None:
         return False
-    value = raw.strip().lower()
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    raise ValidationError({name: [f"Must be true or false, not {raw[:40]!r}."]})
+    value = parse_bool(raw)
+    if value is None:
+        raise ValidationError({name: [f"Must be true or false, not {raw[:40]!r}."]})
+    return value
