@@ -32,8 +32,9 @@ from common.http.auth import (
     owner_of,
 )
 from common.http.json import ORJSONParser, dumps
-from common.http.query import query_flag, strict_query
+from common.http.query import query_choice, query_flag, strict_query
 from ingest import bodies, idempotency, jobs, pipeline, selectors
+from ingest.actions import ACTIONS, INSERT
 from ingest.serializers import (
     REQUEST_EXAMPLE,
     RESPONSE_EXAMPLE,
@@ -60,7 +61,7 @@ class IngestView(APIView):
     #: Read by common.http.body: this view reads its (possibly chunked) body as a stream.
     streams_body = True
     #: Every query parameter POST /ingest/ takes; any other is a 400 (common.http.query).
-    query_parameters = ("dry_run", "atomic", "async", "type")
+    query_parameters = ("action", "dry_run", "atomic", "async", "type")
 
     @extend_schema(
         operation_id="ingest_create",
@@ -178,6 +179,7 @@ class IngestView(APIView):
     def _post(self, request: Request) -> HttpResponse:
         strict_query(request, self.query_parameters)
         dry_run, atomic = query_flag(request, "dry_run"), query_flag(request, "atomic")
+        action = query_choice(request, "action", ACTIONS, INSERT)
         in_background = query_flag(request, "async") or "respond-async" in request.headers.get(
             "Prefer", ""
         ).lower().replace(" ", "")
@@ -198,7 +200,9 @@ class IngestView(APIView):
         try:
             with _released_on_failure(key, owner):
                 if in_background:
-                    job = _submit(received, dry_run=dry_run, atomic=atomic, owner=owner)
+                    job = _submit(
+                        received, action=action, dry_run=dry_run, atomic=atomic, owner=owner
+                    )
                     status = 202
                     response_body = dumps(
                         IngestJobSerializer(job, context={"request": request}).data
@@ -206,6 +210,7 @@ class IngestView(APIView):
                 else:
                     status, response_body = _run(
                         received,
+                        action=action,
                         dry_run=dry_run,
                         atomic=atomic,
                         ledger_key=_ledger_key(key, owner),
@@ -231,11 +236,12 @@ def _fingerprint_digest(request: Request):
 
 
 def _submit(
-    received: bodies.Received, *, dry_run: bool, atomic: bool, owner: str
+    received: bodies.Received, *, action: str, dry_run: bool, atomic: bool, owner: str
 ) -> jobs.IngestJob:
     return jobs.submit_job(
         received.body,
         total=received.total,
+        action=action,
         dry_run=dry_run,
         atomic=atomic,
         media_type=received.media_type,
@@ -245,10 +251,17 @@ def _submit(
 
 
 def _run(
-    received: bodies.Received, *, dry_run: bool, atomic: bool, ledger_key: str | None
+    received: bodies.Received,
+    *,
+    action: str,
+    dry_run: bool,
+    atomic: bool,
+    ledger_key: str | None,
 ) -> tuple[int, bytes]:
     """Run the batch now: ``(status, response body)``."""
-    result = pipeline.ingest(received.batch, dry_run=dry_run, atomic=atomic, ledger_key=ledger_key)
+    result = pipeline.ingest(
+        received.batch, action=action, dry_run=dry_run, atomic=atomic, ledger_key=ledger_key
+    )
     received.batch = None  # the pipeline let the records go; so do we
     outcome = result.as_dict()
     if received.lines is not None:
