@@ -22,10 +22,12 @@ skipped, naming the first. An unknown action is skipped with a reason.
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any
 
 from msgspec import UNSET
 
+from common.data.validation import JSON_TYPE_NAMES, MAX_BIGINT
 from ingest.checking import Checked, check_records, irregular_record, parse_id
 from ingest.records import Batch
 from ingest.resources import Reasons, Resource, Row
@@ -61,27 +63,43 @@ class Sorted:
 
 
 def sort_records(records: Sequence[Any], resource: Resource, default: str) -> Sorted:
-    """File ``records`` by action and check each group by what its action needs."""
+    """File ``records`` by action and check each group by what its action needs.
+
+    Runs once per record of a batch with actions: a record of the type without an action of
+    its own (most of them) costs one attribute read.
+    """
     result = Sorted(resource, received=len(records))
     buckets: dict[str, tuple[list[Any], list[int]]] = {action: ([], []) for action in ACTIONS}
+    record_type, actions = resource.record_type, result.actions
     for index, record in enumerate(records):
-        action, reasons = _action_of(getattr(record, "action", UNSET), default)
-        result.actions.append(action)
-        if reasons:
-            result.skipped.append((index, _shown_id(record), reasons))
-            continue
+        raw = record.action if type(record) is record_type else getattr(record, "action", UNSET)
+        if raw is UNSET:
+            action = default
+        elif type(raw) is str and raw in _KNOWN:  # a list or an object cannot be looked up
+            action = raw
+        else:
+            action, reasons = _action_of(raw, default)
+            if reasons:
+                actions.append(action)
+                result.skipped.append((index, _shown_id(record), reasons))
+                continue
+        actions.append(action)
         bucket = buckets[action]
         bucket[0].append(record)
         bucket[1].append(index)
     for action, (bucket_records, indexes) in buckets.items():
         checked = _CHECKS[action](bucket_records, resource)
         result.by_action[action] = _in_request_order(checked, indexes)
-    _skip_repeated_ids(result)
+    if sum(1 for checked in result.by_action.values() if checked.rows) > 1:
+        _skip_repeated_ids(result)  # one action alone: its own check found every repeat
     result.ids_above = max(
         (row[0] for c in result.by_action.values() for row in c.rows if row[0] is not None),
         default=0,
     )
     return result
+
+
+_KNOWN = frozenset(ACTIONS)
 
 
 def _action_of(raw: Any, default: str) -> tuple[str, Reasons | None]:
@@ -91,7 +109,10 @@ def _action_of(raw: Any, default: str) -> tuple[str, Reasons | None]:
         action = raw if raw in ACTIONS else raw.strip().lower()
         if action in ACTIONS:
             return action, None
-    shown = repr(raw)[:40] if isinstance(raw, str) else type(raw).__name__
+    if isinstance(raw, str):
+        shown = repr(raw)[:40]
+    else:
+        shown = f"(a JSON {JSON_TYPE_NAMES.get(type(raw), 'object')}, not a string)"
     return str(raw)[:40], {
         "action": [f"Unknown action {shown}: use insert, upsert, update or delete."]
     }
@@ -125,29 +146,41 @@ def _check_deletions(records: Sequence[Any], resource: Resource) -> Checked:
 def _check_by_id(
     records: Sequence[Any], resource: Resource, action: str, *, keep_values: bool
 ) -> Checked:
+    """Rows ``(id, *given values)`` (``(id,)`` without ``keep_values``); a hot loop, like
+    ``ingest.checking.check_records``: local names, the plain id first."""
     checked = Checked(resource, received=len(records))
+    rows, positions, skipped = checked.rows, checked.positions, checked.skipped
     record_type = resource.record_type
-    fields = resource.fields
+    values_of = attrgetter(*resource.fields)  # every type has two fields or more: a tuple
+    width = len(resource.fields)
     first_with: dict[int, int] = {}
     for index, record in enumerate(records):
         if type(record) is not record_type:
-            checked.skipped.append((index, *irregular_record(record, resource)))
+            skipped.append((index, *irregular_record(record, resource)))
             continue
-        record_id, reasons = parse_id(record.id)
-        if record_id is None and reasons is None:
-            reasons = _needs_id(action)
-        elif reasons is None and record_id in first_with:
+        record_id = record.id
+        if type(record_id) is int and 0 < record_id <= MAX_BIGINT:
+            reasons = None
+        else:
+            record_id, reasons = parse_id(record_id)
+            if record_id is None and reasons is None:
+                reasons = _needs_id(action)
+        if reasons is None and record_id in first_with:
             reasons = _repeated(resource, first_with[record_id])
         if reasons:
-            checked.skipped.append((index, record_id, reasons))
+            skipped.append((index, record_id, reasons))
             continue
         first_with[record_id] = index
-        values = tuple(getattr(record, name) for name in fields) if keep_values else ()
-        if keep_values and all(value is UNSET for value in values):
-            checked.skipped.append((index, record_id, _nothing_to_update(resource)))
+        if not keep_values:
+            rows.append((record_id,))
+            positions.append(index)
             continue
-        checked.rows.append((record_id, *values))
-        checked.positions.append(index)
+        values = values_of(record)
+        if values.count(UNSET) == width:
+            skipped.append((index, record_id, _nothing_to_update(resource)))
+            continue
+        rows.append((record_id, *values))
+        positions.append(index)
     return checked
 
 

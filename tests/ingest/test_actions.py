@@ -53,6 +53,9 @@ def seed(api, users=3, products=2, orders=()):
     assert not response.json()["errors"], response.json()
 
 
+USE = "use insert, upsert, update or delete."
+
+
 def only_reasons(section):
     return [(r["index"], r["id"], r.get("action"), r["reasons"]) for r in skipped_records(section)]
 
@@ -314,6 +317,9 @@ def test_a_record_action_wins_over_the_request_default_and_unknown_ones_are_skip
                 {"id": 3, "name": "x", "email": "x@example.com", "action": "merge"},
                 {"id": 4, "name": "y", "email": "y@example.com", "action": 5},
                 {"id": 5, "name": "Five", "email": "five@example.com", "action": "Insert"},
+                {"id": 6, "name": "z", "email": "z@example.com", "action": ["delete"]},
+                {"id": 7, "name": "z", "email": "z@example.com", "action": {"a": 1}},
+                {"id": 8, "name": "z", "email": "z@example.com", "action": None},
             ]
         },
         "?action=upsert",
@@ -323,8 +329,11 @@ def test_a_record_action_wins_over_the_request_default_and_unknown_ones_are_skip
     assert users["deleted_ids"] == [2]
     assert users["inserted_ids"] == [5]
     assert [(r["index"], r["reasons"]) for r in skipped_records(users)] == [
-        (2, {"action": ["Unknown action 'merge': use insert, upsert, update or delete."]}),
-        (3, {"action": ["Unknown action int: use insert, upsert, update or delete."]}),
+        (2, {"action": [f"Unknown action 'merge': {USE}"]}),
+        *[
+            (index, {"action": [f"Unknown action (a JSON {kind}, not a string): {USE}"]})
+            for index, kind in ((3, "number"), (5, "array"), (6, "object"), (7, "null"))
+        ],
     ]
     assert rows(User, "id", "name") == [(1, "One"), (5, "Five")]
 
