@@ -230,6 +230,79 @@ RESPONSE_EXAMPLE = OpenApiExample(
 )
 
 
+ACTIONS_REQUEST_EXAMPLE = OpenApiExample(
+    "A re-sync: upsert, update and delete",
+    request_only=True,
+    description="Sent as `POST /ingest/?action=upsert`: records without an `action` upsert. "
+    "Order 7 is deleted first, so that user 3 can be deleted after it; user 12 is created "
+    "before the order that points at them.",
+    value={
+        "users": [
+            {"id": 1, "name": "Alice Smith", "email": "alice@example.com"},
+            {"id": 12, "name": "Zoe", "email": "zoe@example.com"},
+            {"id": 2, "email": "bob@new.example.com", "action": "update"},
+            {"id": 3, "action": "delete"},
+        ],
+        "products": [{"id": 4, "price": "899.00", "action": "update"}],
+        "orders": [
+            {"id": 7, "action": "delete"},
+            {"id": 20, "user_id": 12, "product_id": 4, "quantity": 1},
+        ],
+    },
+)
+
+
+def _actions_section(inserted_ids, updated_ids, deleted_ids, skipped_groups=()):
+    skipped = sum(len(group["indexes"]) for group in skipped_groups)
+    done = len(inserted_ids) + len(updated_ids) + len(deleted_ids)
+    return {
+        "received": done + skipped,
+        "valid": done,
+        "inserted": len(inserted_ids),
+        "updated": len(updated_ids),
+        "deleted": len(deleted_ids),
+        "skipped": skipped,
+        "inserted_ids": inserted_ids,
+        "updated_ids": updated_ids,
+        "deleted_ids": deleted_ids,
+        "skipped_groups": list(skipped_groups),
+    }
+
+
+ACTIONS_RESPONSE_EXAMPLE = OpenApiExample(
+    "Its result (another order still pointed at user 3)",
+    response_only=True,
+    status_codes=["200"],
+    value={
+        "errors": True,
+        "took_ms": 6,
+        "dry_run": False,
+        "atomic": False,
+        "committed": True,
+        "users": _actions_section(
+            [12],
+            [1, 2],
+            [],
+            [
+                {
+                    "reasons": {
+                        "id": [
+                            "Not deleted: still referenced by 1 order; delete or change "
+                            "those first."
+                        ]
+                    },
+                    "indexes": [3],
+                    "ids": [3],
+                    "action": "delete",
+                }
+            ],
+        ),
+        "products": _actions_section([], [4], []),
+        "orders": _actions_section([20], [], [7]),
+    },
+)
+
+
 class _JobFields(serializers.ModelSerializer):
     url = serializers.HyperlinkedIdentityField(view_name="ingest-job-detail")
 

@@ -502,3 +502,13 @@ def test_a_background_job_runs_its_action(api):
     assert job["state"] == "succeeded", job
     assert job["result"]["users"]["deleted_ids"] == [1, 2]
     assert rows(User, "id") == []
+
+
+def test_the_schema_example_of_actions_gives_the_result_it_shows(api):
+    from ingest.serializers import ACTIONS_REQUEST_EXAMPLE, ACTIONS_RESPONSE_EXAMPLE
+
+    seed(api, users=3, products=4, orders=[(1, 1)] * 6 + [(3, 1), (3, 2)])
+    response = post(api, ACTIONS_REQUEST_EXAMPLE.value, "?action=upsert")
+    body = response.json()
+    body["took_ms"] = ACTIONS_RESPONSE_EXAMPLE.value["took_ms"]
+    assert body == ACTIONS_RESPONSE_EXAMPLE.value
