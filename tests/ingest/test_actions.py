@@ -512,3 +512,37 @@ def test_the_schema_example_of_actions_gives_the_result_it_shows(api):
     body = response.json()
     body["took_ms"] = ACTIONS_RESPONSE_EXAMPLE.value["took_ms"]
     assert body == ACTIONS_RESPONSE_EXAMPLE.value
+
+
+def test_a_rerun_under_the_same_ledger_key_reuses_every_recorded_chunk(api, settings):
+    """A job that died after some chunks committed runs again under its ledger key: what was
+    recorded is not applied twice and is reported as the first run did."""
+    from ingest import pipeline
+    from ingest.records import decode_batch
+
+    settings.INGEST_CHUNK_SIZE = 2
+    seed(api, users=5, products=1, orders=[(1, 1), (2, 1)])
+    body = json.dumps(
+        {
+            "users": [
+                {"id": 1, "action": "delete"},
+                {"id": 2, "email": "two@example.com", "action": "update"},
+                {"id": 3, "action": "delete"},
+                {"id": 9, "name": "Nine", "email": "nine@example.com", "action": "upsert"},
+            ],
+            "orders": [
+                {"id": 1, "action": "delete"},
+                {"user_id": 9, "product_id": 1, "quantity": 1},
+            ],
+        }
+    ).encode()
+    first = pipeline.ingest(decode_batch(body), ledger_key="job:rerun").as_dict()
+    after = all_rows()
+    again = pipeline.ingest(decode_batch(body), ledger_key="job:rerun").as_dict()
+    assert all_rows() == after
+    for name in ("users", "products", "orders"):
+        first[name].pop("skipped_groups"), again[name].pop("skipped_groups")
+        assert again[name] == first[name]
+    assert first["users"]["deleted_ids"] == [1, 3]
+    assert first["orders"]["inserted_ids"] == [3]
+    pipeline.forget_ledger("job:rerun")
