@@ -159,7 +159,7 @@ def test_only_the_job_id_goes_through_the_broker_and_a_late_worker_runs_it(
         done = wait_for_job(job["url"], api_token)
     assert done["state"] == "succeeded", done["error"]
     assert User.objects.count() == 2000
-    assert redis_client.llen("celery") == 0
+    assert redis_client.llen(QUEUE) == 0
 
 
 def poll(check, what: str, timeout: float = 60) -> None:
