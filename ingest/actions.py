@@ -135,7 +135,9 @@ def _action_of(raw: Any, default: str) -> tuple[str, Reasons | None]:
 
 def _shown_id(record: Any) -> Any:
     raw = getattr(record, "id", UNSET)
-    return None if raw is UNSET or not isinstance(raw, int | str) else raw
+    if raw is UNSET or not isinstance(raw, int | str):
+        return None
+    return parse_id(raw)[0]  # as every other skip shows it: a CSV cell "3" is the id 3
 
 
 def _check_inserts(records: Sequence[Any], resource: Resource) -> Checked:

@@ -1,8 +1,10 @@
 """``python manage.py ingest_file PATH``: load a JSON, NDJSON or CSV file through the pipeline.
 
-Shows a progress bar with records/s (on stderr), then a table of received / inserted / skipped
-per type and the first skipped records with their reasons; ``--errors FILE`` writes every
-skipped record as a line of JSON. See ``ingest.files`` for how the file is read.
+``--action`` is the default action of the file's records (insert, upsert, update or delete; a
+record's own ``"action"``, or a CSV ``action`` cell, wins). Shows a progress bar with records/s
+(on stderr), then a table of received / inserted / updated / deleted / skipped per type and the
+first skipped records (in file order) with their reasons; ``--errors FILE`` writes every skipped
+record as a line of JSON. See ``ingest.files`` for how the file is read, in up to three passes.
 """
 
 import json
@@ -24,6 +26,7 @@ from rich.text import Text
 
 from common.ops.observability import quiet_batch_logs
 from ingest import files
+from ingest.actions import ACTIONS, INSERT
 
 
 class RateColumn(ProgressColumn):
@@ -35,8 +38,17 @@ class RateColumn(ProgressColumn):
         return Text(f"{rate:,.0f} records/s", style="progress.data.speed")
 
 
+def action_name(value: str) -> str:
+    """``--action`` as ``?action=`` reads it: any case, spaces around it ignored."""
+    return value.strip().lower()
+
+
 class Command(BaseCommand):
-    help = "Ingest a .json batch, an .ndjson file (a typed record per line) or a .csv of one type."
+    help = (
+        "Ingest a .json batch, an .ndjson file (a typed record per line) or a .csv of one type: "
+        "insert, upsert, update or delete its records (--action, or each record's own "
+        '"action"), in the phases of POST /ingest/ across the whole file.'
+    )
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("path", type=Path)
@@ -48,6 +60,13 @@ class Command(BaseCommand):
             dest="type_name",
             choices=["users", "products", "orders"],
             help="what a CSV file holds (default: from its name, e.g. users.csv)",
+        )
+        parser.add_argument(
+            "--action",
+            type=action_name,
+            choices=ACTIONS,
+            default=INSERT,
+            help="what to do with a record that names no action of its own (default %(default)s)",
         )
         parser.add_argument(
             "--chunk",
@@ -95,6 +114,7 @@ class Command(BaseCommand):
                     path,
                     fmt=fmt,
                     type_name=options["type_name"],
+                    action=options["action"],
                     chunk_records=options["chunk"],
                     keep_first=options["show"],
                     on_progress=lambda n: progress.advance(task, n),
@@ -117,11 +137,11 @@ class Command(BaseCommand):
             title=f"{path.name}: {result.records:,} records in {result.seconds:.1f} s "
             f"({rate:,.0f}/s)"
         )
-        for column in ("type", "received", "inserted", "skipped"):
+        for column in ("type", *files.COUNTS):
             table.add_column(column, justify="left" if column == "type" else "right")
-        totals = [0, 0, 0]
+        totals = [0] * len(files.COUNTS)
         for name, counts in result.counts.items():
-            values = [counts["received"], counts["inserted"], counts["skipped"]]
+            values = [counts[column] for column in files.COUNTS]
             totals = [a + b for a, b in zip(totals, values, strict=True)]
             table.add_row(name, *(f"{value:,}" for value in values))
         table.add_row("total", *(f"{value:,}" for value in totals), style="bold")
@@ -131,11 +151,13 @@ class Command(BaseCommand):
             console.print(f"{lines} not a record and skipped.")
         if result.first_skips:
             console.print(f"First {len(result.first_skips)} skipped:")
-            for skip in sorted(result.first_skips, key=lambda s: (s.line or 0, s.index or 0)):
+            for skip in result.first_skips:  # in file order
                 where = f"line {skip.line}" if skip.line is not None else f"index {skip.index}"
                 what = skip.type or "line"
                 if skip.id is not None:
                     what += f" id {skip.id}"
+                if skip.action not in (None, INSERT):  # as POST /ingest/ names only other actions
+                    what += f", {skip.action}"
                 reasons = "; ".join(
                     f"{field}: {' '.join(messages)}" for field, messages in skip.reasons.items()
                 )
