@@ -32,9 +32,12 @@ from common.http.auth import (
     owner_of,
 )
 from common.http.json import ORJSONParser, dumps
-from common.http.query import query_flag, strict_query
+from common.http.query import query_choice, query_flag, strict_query
 from ingest import bodies, idempotency, jobs, pipeline, selectors
+from ingest.actions import ACTIONS, INSERT
 from ingest.serializers import (
+    ACTIONS_REQUEST_EXAMPLE,
+    ACTIONS_RESPONSE_EXAMPLE,
     REQUEST_EXAMPLE,
     RESPONSE_EXAMPLE,
     AtomicWriteFailedSerializer,
@@ -60,7 +63,7 @@ class IngestView(APIView):
     #: Read by common.http.body: this view reads its (possibly chunked) body as a stream.
     streams_body = True
     #: Every query parameter POST /ingest/ takes; any other is a 400 (common.http.query).
-    query_parameters = ("dry_run", "atomic", "async", "type")
+    query_parameters = ("action", "dry_run", "atomic", "async", "type")
 
     @extend_schema(
         operation_id="ingest_create",
@@ -75,6 +78,22 @@ class IngestView(APIView):
             "products databases, so an order may point at a user or product inserted earlier "
             "in the same batch, but not at one that was skipped. A record with an explicit `id` "
             "that already exists, or repeats in the batch, is skipped as a duplicate.\n\n"
+            "**Actions**: a record may carry `action`: `insert` (the default), `upsert` "
+            "(insert, or replace the whole record with that id), `update` (change only the "
+            "fields given; the id must exist; the merged record is checked by the same rules) "
+            "or `delete` (the id must exist). `?action=` sets the default for every record of "
+            "the request; a record's own `action` wins. Upsert, update and delete need an "
+            "`id`. A batch with actions runs in four phases, whatever the order of its "
+            "records: (1) order deletions; (2) users and products: inserts, upserts, updates; "
+            "(3) orders: inserts, upserts, updates, each checked against the users and products "
+            "as they are after phase 2 (a changed `user_id` or `product_id` too); (4) user and "
+            "product deletions, each refused (skipped, saying how many orders still point at "
+            "it) while an order points at it. An upsert that replaced a record reports its id "
+            "in `updated_ids`; skipped records of other actions than insert are grouped by "
+            "action too (`action` in their group). One id appears at most once per type in a "
+            "batch. Dry runs, atomic batches, Idempotency-Key, background jobs, NDJSON (an "
+            '`"action"` beside `"type"`) and CSV (`?action=` and an optional `action` column; '
+            "with an `id` column the others may be left out) take actions alike.\n\n"
             "The answer is 200 when the batch was processed, even if records were skipped "
             "(`errors` says whether any were). With `atomic=true` nothing is written unless every "
             "record is valid (422 otherwise, with the same body). With `dry_run=true` everything "
@@ -102,7 +121,17 @@ class IngestView(APIView):
         },
         parameters=[
             OpenApiParameter(
-                "dry_run", OpenApiTypes.BOOL, description="Check only; write nothing."
+                "action",
+                OpenApiTypes.STR,
+                enum=["insert", "upsert", "update", "delete"],
+                description="The action of every record without its own `action` (default "
+                "`insert`; see the description).",
+            ),
+            OpenApiParameter(
+                "dry_run",
+                OpenApiTypes.BOOL,
+                description="Check only; write nothing (with actions, every phase runs in "
+                "transactions that are rolled back, so the verdicts are a real run's).",
             ),
             OpenApiParameter(
                 "atomic",
@@ -167,7 +196,12 @@ class IngestView(APIView):
                 "not be yet (removed automatically, see `ingest.atomic`). Send the batch again.",
             ),
         },
-        examples=[REQUEST_EXAMPLE, RESPONSE_EXAMPLE],
+        examples=[
+            REQUEST_EXAMPLE,
+            RESPONSE_EXAMPLE,
+            ACTIONS_REQUEST_EXAMPLE,
+            ACTIONS_RESPONSE_EXAMPLE,
+        ],
     )
     def post(self, request: Request) -> HttpResponse:
         # A batch is hundreds of thousands of records from decoding to the response: see
@@ -178,6 +212,7 @@ class IngestView(APIView):
     def _post(self, request: Request) -> HttpResponse:
         strict_query(request, self.query_parameters)
         dry_run, atomic = query_flag(request, "dry_run"), query_flag(request, "atomic")
+        action = query_choice(request, "action", ACTIONS, INSERT)
         in_background = query_flag(request, "async") or "respond-async" in request.headers.get(
             "Prefer", ""
         ).lower().replace(" ", "")
@@ -198,7 +233,9 @@ class IngestView(APIView):
         try:
             with _released_on_failure(key, owner):
                 if in_background:
-                    job = _submit(received, dry_run=dry_run, atomic=atomic, owner=owner)
+                    job = _submit(
+                        received, action=action, dry_run=dry_run, atomic=atomic, owner=owner
+                    )
                     status = 202
                     response_body = dumps(
                         IngestJobSerializer(job, context={"request": request}).data
@@ -206,6 +243,7 @@ class IngestView(APIView):
                 else:
                     status, response_body = _run(
                         received,
+                        action=action,
                         dry_run=dry_run,
                         atomic=atomic,
                         ledger_key=_ledger_key(key, owner),
@@ -231,11 +269,12 @@ def _fingerprint_digest(request: Request):
 
 
 def _submit(
-    received: bodies.Received, *, dry_run: bool, atomic: bool, owner: str
+    received: bodies.Received, *, action: str, dry_run: bool, atomic: bool, owner: str
 ) -> jobs.IngestJob:
     return jobs.submit_job(
         received.body,
         total=received.total,
+        action=action,
         dry_run=dry_run,
         atomic=atomic,
         media_type=received.media_type,
@@ -245,10 +284,17 @@ def _submit(
 
 
 def _run(
-    received: bodies.Received, *, dry_run: bool, atomic: bool, ledger_key: str | None
+    received: bodies.Received,
+    *,
+    action: str,
+    dry_run: bool,
+    atomic: bool,
+    ledger_key: str | None,
 ) -> tuple[int, bytes]:
     """Run the batch now: ``(status, response body)``."""
-    result = pipeline.ingest(received.batch, dry_run=dry_run, atomic=atomic, ledger_key=ledger_key)
+    result = pipeline.ingest(
+        received.batch, action=action, dry_run=dry_run, atomic=atomic, ledger_key=ledger_key
+    )
     received.batch = None  # the pipeline let the records go; so do we
     outcome = result.as_dict()
     if received.lines is not None:

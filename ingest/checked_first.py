@@ -102,7 +102,7 @@ def _check_duplicates(
     return kept
 
 
-class _Rejected(Exception):
+class Rejected(Exception):
     """Raised inside the atomic transactions to roll all of them back."""
 
 
@@ -133,23 +133,28 @@ def _ingest_atomic(
             order_services.lock_orders_for_checked_insert()
             _validate_against_databases(users, products, orders, results)
             if results.errors:
-                raise _Rejected
+                raise Rejected
             marked = _write_in_caller_transactions(users, products, orders, results, run, key)
             if results.errors:  # refused while writing, though the checks passed: keep nothing
-                raise _Rejected
-    except _Rejected:
-        results.rejected = True
-        for section in results.sections:
-            section.inserted_ids = []
-        invalid = sum(len(section.skipped) for section in results.sections)
-        records = "1 record is" if invalid == 1 else f"{invalid} records are"
-        results.detail = f"atomic=true: nothing was written because {records} invalid."
-        return results
+                raise Rejected
+    except Rejected:
+        return rejected(results)
     except DatabaseError as exc:
-        failure = _undo_now(key, committed, results, exc)
+        failure = undo_failed_commit(key, committed, results, exc)
         if failure is not None:
             raise failure from exc
     atomic_batches.forget_batch(key, marked)
+    return results
+
+
+def rejected(results: IngestResult) -> IngestResult:
+    """``results`` of an atomic batch that was rolled back because some record is invalid."""
+    results.rejected = True
+    for section in results.sections:
+        section.inserted_ids, section.updated_ids, section.deleted_ids = [], [], []
+    invalid = sum(len(section.skipped) for section in results.sections)
+    records = "1 record is" if invalid == 1 else f"{invalid} records are"
+    results.detail = f"atomic=true: nothing was written because {records} invalid."
     return results
 
 
@@ -214,7 +219,7 @@ def _write_marked(
     return True
 
 
-def _undo_now(
+def undo_failed_commit(
     key: str, committed: list[str], results: IngestResult, exc: Exception
 ) -> WriteFailed | None:
     """After a failed commit: undo what the earlier commits wrote, and say what is left.

@@ -89,7 +89,7 @@ def check_records(
     max_id = MAX_BIGINT
     for index, record in enumerate(records):
         if type(record) is not record_type:
-            skipped.append((index, *_irregular_record(record, resource)))
+            skipped.append((index, *irregular_record(record, resource)))
             continue
         values, errors = rule(*values_of(record))
         record_id = record.id
@@ -130,7 +130,7 @@ def check_records(
 _KEYS_NAMED = 20
 
 
-def _irregular_record(record: Any, resource: Resource) -> tuple[Any, Reasons]:
+def irregular_record(record: Any, resource: Resource) -> tuple[Any, Reasons]:
     """``(id, reasons)`` of a record that is not a plain record of its type: one with keys its
     type does not have, one repeating a key, or not a JSON object at all."""
     if type(record) is not UnknownKeys:
@@ -166,6 +166,16 @@ def _repeated_id_reason(resource: Resource, first_index: int) -> Reasons:
     return {
         "id": [f"Duplicate id: the {resource.singular} at index {first_index} has the same id."]
     }
+
+
+def parse_id(raw_id: Any) -> tuple[Any, Reasons | None]:
+    """``(id, None)`` for an id in range (``"7"`` and ``7.0`` count as 7), ``(None, None)`` for
+    no id, ``(the id as shown, reasons)`` for one that is refused."""
+    if type(raw_id) is int and 0 < raw_id <= MAX_BIGINT:
+        return raw_id, None
+    if raw_id is UNSET or raw_id is None:
+        return None, None
+    return _irregular_id(raw_id, None)
 
 
 def _irregular_id(raw_id: Any, errors: Reasons | None) -> tuple[Any, Reasons | None]:

@@ -6,10 +6,14 @@ fields; blank lines are ignored::
 
     {"type": "user", "id": 1, "name": "Alice", "email": "alice@example.com"}
     {"type": "order", "user_id": 1, "product_id": 1, "quantity": 2}
+    {"type": "user", "action": "delete", "id": 7}
 
 CSV (``text/csv``; files ``*.csv``): one type per body, named by ``?type=`` (or ``--type``);
 the first row names the columns (``id`` is optional, order and case do not matter, other
-columns are ignored), then a record per row. An empty ``id`` cell means "assign one".
+columns are ignored), then a record per row. An empty ``id`` cell means "assign one". An
+optional ``action`` column gives each row's action (empty: the request's, ``?action=``); with
+an ``id`` column the other columns may be left out, for updates (only the columns given
+change) and deletions (only the id counts).
 
 Both are read as streams: a line at a time, decoded into the same record structs as the JSON
 body (``ingest.records``), so the raw bytes never have to be held whole. Each record keeps its
@@ -77,6 +81,7 @@ class TooManyRecords(Exception):
 
 class _Line(msgspec.Struct, gc=False):
     type: Any = UNSET
+    action: Any = UNSET
     id: Any = UNSET
     name: Any = UNSET
     email: Any = UNSET
@@ -123,11 +128,13 @@ def ndjson_record(raw: bytes, line: int) -> tuple[str, Record]:
         shown = "missing" if kind is UNSET else json.dumps(kind)[:40]
         raise LineError(line, f'"type" must be "user", "product" or "order" (it is {shown}).')
     if type_name == "users":
-        record = UserRecord(decoded.id, decoded.name, decoded.email)
+        record = UserRecord(decoded.id, decoded.name, decoded.email, decoded.action)
     elif type_name == "products":
-        record = ProductRecord(decoded.id, decoded.name, decoded.price)
+        record = ProductRecord(decoded.id, decoded.name, decoded.price, decoded.action)
     else:
-        record = OrderRecord(decoded.id, decoded.user_id, decoded.product_id, decoded.quantity)
+        record = OrderRecord(
+            decoded.id, decoded.user_id, decoded.product_id, decoded.quantity, decoded.action
+        )
     # Every key is followed by a colon, and colons in strings survive decoding: the record with
     # its "type" holds as many as the line unless msgspec dropped a key (a repeated one, or one
     # this type does not have: one struct decodes every type's fields), about 0.3 us a line.
@@ -183,13 +190,15 @@ def csv_records(lines: Iterable[bytes], type_name: str) -> Iterator[tuple[int, R
     repeated = sorted({column for column in columns if columns.count(column) > 1 and column})
     if repeated:
         raise BatchError(f"The CSV header names the column {repeated[0]!r} more than once.")
-    missing = [column for column in needed if column not in columns]
+    # With an id column the others may be left out: an update changes only the columns given,
+    # a deletion needs none (an insert or upsert then misses them per record, with a reason).
+    missing = [] if "id" in columns else [column for column in needed if column not in columns]
     if missing:
         raise BatchError(
             f"The CSV of {type_name} has no column {', '.join(missing)}; its first row must "
-            f"name the columns {','.join(needed)} (and optionally id)."
+            f"name the columns {','.join(needed)} (and optionally id and action)."
         )
-    wanted = ("id", *needed)
+    wanted = ("id", *needed, "action")
     position = {column: columns.index(column) for column in wanted if column in columns}
     record_type = RECORD_TYPES[type_name]
     first_line = 2
@@ -208,6 +217,8 @@ def csv_records(lines: Iterable[bytes], type_name: str) -> Iterator[tuple[int, R
         ]
         if isinstance(values[0], str) and not values[0].strip():
             values[0] = UNSET  # an empty id cell: the database assigns one
+        if isinstance(values[-1], str) and not values[-1].strip():
+            values[-1] = UNSET  # an empty action cell: the request's action
         yield line, record_type(*values)
 
 

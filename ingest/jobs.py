@@ -60,6 +60,7 @@ def submit_job(
     body: bytes,
     *,
     total: int,
+    action: str = "insert",
     dry_run: bool = False,
     atomic: bool = False,
     owner: str = "",
@@ -72,6 +73,7 @@ def submit_job(
         job = IngestJob.objects.create(
             owner=owner,
             total=total,
+            action=action,
             dry_run=dry_run,
             atomic=atomic,
             chunk_size=settings.INGEST_CHUNK_SIZE,
@@ -143,6 +145,7 @@ def run_job(job_id: uuid.UUID) -> None:
         del body
         result = pipeline.ingest(
             batch,
+            action=job.action,
             dry_run=job.dry_run,
             atomic=job.atomic,
             ledger_key=_ledger_key(job.id),

@@ -53,6 +53,7 @@ class IngestJob(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     owner = models.CharField(max_length=150, default="", blank=True)
     state = models.CharField(max_length=16, choices=State.choices, default=State.QUEUED)
+    action = models.CharField(max_length=8, default="insert")  # the request's ?action=
     dry_run = models.BooleanField(default=False)
     atomic = models.BooleanField(default=False)
     total = models.IntegerField(default=0)

@@ -1,7 +1,12 @@
-"""The bulk ingest engine: every record of a batch comes out inserted, or skipped with reasons.
+"""The bulk ingest engine: every record of a batch comes out written, or skipped with reasons.
 
-:func:`ingest` takes a decoded batch (``ingest.records.Batch``, from ``ingest.formats``) through
-these stages, each in its own module:
+:func:`ingest` takes a decoded batch (``ingest.records.Batch``, from ``ingest.formats``) down one
+of two roads. A batch that only inserts (nearly every batch, and the one that must be fastest)
+takes the road below. A batch where any record upserts, updates or deletes (``ingest.actions``)
+goes through the four phases of ``ingest.phases`` instead: order deletions; users and products;
+orders; user and product deletions.
+
+An insert-only batch goes through these stages, each in its own module:
 
 1. **check** (``ingest.checking``): each record by its service's own rules, the same functions the
    single-record endpoints use (``ingest.resources`` says which rule, fields and database each
@@ -53,7 +58,9 @@ from django.db import DatabaseError
 from common.data.gc_tuning import fewer_collections
 from common.ops.metrics import record_ingest
 from ingest import atomic as atomic_batches  # not `atomic`: ingest() has a flag of that name
+from ingest.actions import INSERT, uses_actions
 from ingest.checked_first import ingest_checked_first
+from ingest.phases import ingest_with_actions
 from ingest.records import Batch
 from ingest.results import IngestResult, WriteFailed
 from ingest.runs import Run
@@ -76,6 +83,7 @@ log = logging.getLogger("store.ingest")
 def ingest(
     batch: Batch,
     *,
+    action: str = INSERT,
     dry_run: bool = False,
     atomic: bool = False,
     ledger_key: str | None = None,
@@ -83,6 +91,8 @@ def ingest(
 ) -> IngestResult:
     """Run a batch through the pipeline (see the module docstring).
 
+    ``action`` is the request-wide default action of the records (a record's own wins); a batch
+    with any other action than insert runs through the four phases of ``ingest.phases``.
     ``ledger_key`` makes the writes re-runnable: a chunk written under it before (by a run that
     died) is not written again, its recorded outcome is reused. ``on_progress(done)`` is called
     with the number of records whose outcome is final, as it grows.
@@ -91,7 +101,11 @@ def ingest(
     run = Run(ledger_key=ledger_key, on_progress=on_progress)
     _finish_interrupted_first()  # so that a batch re-sent after a failed atomic one goes in
     with fewer_collections():
-        if dry_run or atomic:
+        if uses_actions(batch, action):
+            result = ingest_with_actions(
+                batch, default=action, dry_run=dry_run, atomic=atomic, run=run
+            )
+        elif dry_run or atomic:
             result = ingest_checked_first(batch, dry_run=dry_run, run=run)
         else:
             result = ingest_streaming(batch, run)
@@ -122,11 +136,15 @@ def _log_ingest(result: IngestResult) -> None:
         fields[name] = {
             "received": section.received,
             "inserted": len(section.inserted_ids),
+            "updated": len(section.updated_ids),
+            "deleted": len(section.deleted_ids),
             "skipped": len(section.skipped),
         }
     log.info(
-        "ingest: %d inserted, %d skipped in %.0f ms",
+        "ingest: %d inserted, %d updated, %d deleted, %d skipped in %.0f ms",
         sum(len(section.inserted_ids) for section in result.sections),
+        sum(len(section.updated_ids) for section in result.sections),
+        sum(len(section.deleted_ids) for section in result.sections),
         sum(len(section.skipped) for section in result.sections),
         result.seconds * 1000,
         extra={"fields": fields},

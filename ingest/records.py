@@ -22,12 +22,14 @@ class UserRecord(msgspec.Struct, gc=False):
     id: Any = UNSET
     name: Any = UNSET
     email: Any = UNSET
+    action: Any = UNSET  # insert (when UNSET), upsert, update or delete: see ingest.actions
 
 
 class ProductRecord(msgspec.Struct, gc=False):
     id: Any = UNSET
     name: Any = UNSET
     price: Any = UNSET
+    action: Any = UNSET
 
 
 class OrderRecord(msgspec.Struct, gc=False):
@@ -35,6 +37,7 @@ class OrderRecord(msgspec.Struct, gc=False):
     user_id: Any = UNSET
     product_id: Any = UNSET
     quantity: Any = UNSET
+    action: Any = UNSET
 
 
 # A record that is not an object: decoded as itself, so it can be skipped with a reason.

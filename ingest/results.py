@@ -29,6 +29,9 @@ class ResourceResult:
     inserted_ids: list[int] = field(default_factory=list)
     skipped: list[tuple[int, Any, Reasons]] = field(default_factory=list)  # (index, id, reasons)
     failed_writes: int = 0  # valid records skipped because their database failed
+    updated_ids: list[int] = field(default_factory=list)
+    deleted_ids: list[int] = field(default_factory=list)
+    actions: list[str] | None = None  # each record's action, when a batch had others than insert
 
     @property
     def valid(self) -> int:
@@ -40,39 +43,52 @@ class ResourceResult:
             "received": self.received,
             "valid": self.valid,
             "inserted": len(self.inserted_ids),
+            "updated": len(self.updated_ids),
+            "deleted": len(self.deleted_ids),
             "skipped": len(self.skipped),
             "inserted_ids": self.inserted_ids,
+            "updated_ids": self.updated_ids,
+            "deleted_ids": self.deleted_ids,
             "skipped_groups": self.skipped_groups(),
         }
 
     def skipped_groups(self) -> list[dict[str, Any]]:
         """The skipped records grouped by their reasons (equal dicts together), in order of
         each group's first index: ``{"reasons", "indexes", "ids"}``, ``ids`` parallel to
-        ``indexes`` and only given when a record of the group had one.
+        ``indexes`` and only given when a record of the group had one. In a batch with other
+        actions than insert, records are grouped by action too, and a group of them names it
+        (``"action"``; a group without one is of inserts).
 
         Grouped because a batch of 500,000 records with the same fault would otherwise repeat
         the same reasons 500,000 times (a response 49 times its request); grouped, a skipped
         record costs its index (and id) only.
         """
         self.skipped.sort(key=itemgetter(0))
-        groups: dict[bytes, tuple[Reasons, list[int], list[Any]]] = {}
+        actions = self.actions
+        groups: dict[Any, tuple[Reasons, list[int], list[Any], str]] = {}
         last: Reasons | None = None
-        group: tuple[Reasons, list[int], list[Any]] = ({}, [], [])
+        last_action = "insert"
+        group: tuple[Reasons, list[int], list[Any], str] = ({}, [], [], "insert")
         for index, record_id, reasons in self.skipped:
+            action = actions[index] if actions is not None else "insert"
             # Neighbours mostly share their reasons (one object for a failed chunk, equal
             # dicts for a run of the same fault): comparing with the last one spares the key.
-            if reasons is not last and reasons != last:
-                key = orjson.dumps(reasons, default=str, option=_REASONS_KEY)
-                group = groups.get(key) or groups.setdefault(key, (reasons, [], []))
-                last = reasons
+            if reasons is not last and reasons != last or action != last_action:
+                key = orjson.dumps(reasons, default=str, option=_REASONS_KEY), action
+                group = groups.get(key) or groups.setdefault(key, (reasons, [], [], action))
+                last, last_action = reasons, action
             group[1].append(index)
             group[2].append(record_id)
-        return [
-            {"reasons": reasons, "indexes": indexes, "ids": ids}
-            if ids.count(None) != len(ids)
-            else {"reasons": reasons, "indexes": indexes}
-            for reasons, indexes, ids in groups.values()
-        ]
+        return [_group(*group) for group in groups.values()]
+
+
+def _group(reasons: Reasons, indexes: list[int], ids: list[Any], action: str) -> dict[str, Any]:
+    group: dict[str, Any] = {"reasons": reasons, "indexes": indexes}
+    if ids.count(None) != len(ids):
+        group["ids"] = ids
+    if action != "insert":
+        group["action"] = action
+    return group
 
 
 # Equal reasons dicts give the same bytes whatever their keys' order.

@@ -22,7 +22,7 @@ class Run:
     on_progress: Callable[[int], None] | None = None
     done: int = 0  # records with a final outcome so far
 
-    def ledger(self, resource: Resource, chunk_number: int | None = None) -> str | None:
+    def ledger(self, resource: Resource, chunk_number: int | str | None = None) -> str | None:
         if self.ledger_key is None:
             return None
         suffix = "" if chunk_number is None else f":{chunk_number}"

@@ -12,21 +12,37 @@ from products_svc.serializers import ProductSerializer
 from users_svc.serializers import UserSerializer
 
 _ID_HELP = (
-    "Optional. Without it the service assigns one; with it, a record whose id already exists "
-    "(or repeats in the batch) is skipped as a duplicate."
+    "Optional for an insert: without it the service assigns one; with it, a record whose id "
+    "already exists (or repeats in the batch) is skipped as a duplicate. Required for upsert, "
+    "update and delete: the record to replace, change or delete."
 )
+_ACTIONS = ["insert", "upsert", "update", "delete"]
+_ACTION_HELP = (
+    "What to do with the record (default: the request's `?action=`, else `insert`): `insert` a "
+    "new record; `upsert`: insert, or replace the whole record with this id; `update`: change "
+    "only the fields given (the id must exist; the merged record is checked by the same "
+    "rules); `delete`: delete the record with this id (other fields are ignored). A user or "
+    "product is not deleted while an order points at it."
+)
+
+
+def _action_field():
+    return serializers.ChoiceField(choices=_ACTIONS, required=False, help_text=_ACTION_HELP)
 
 
 class IngestUserSerializer(UserSerializer):
     id = serializers.IntegerField(required=False, min_value=1, help_text=_ID_HELP)
+    action = _action_field()
 
 
 class IngestProductSerializer(ProductSerializer):
     id = serializers.IntegerField(required=False, min_value=1, help_text=_ID_HELP)
+    action = _action_field()
 
 
 class IngestOrderSerializer(OrderSerializer):
     id = serializers.IntegerField(required=False, min_value=1, help_text=_ID_HELP)
+    action = _action_field()
 
 
 class IngestRequestSerializer(serializers.Serializer):
@@ -66,6 +82,11 @@ class SkippedGroupSerializer(serializers.Serializer):
         help_text="The records' lines in an NDJSON or CSV body, parallel to `indexes` (not "
         "given for JSON bodies).",
     )
+    action = serializers.CharField(
+        required=False,
+        help_text="The records' action, in a batch with other actions than insert (records "
+        "are grouped by action too); not given for a group of inserts.",
+    )
 
 
 class ErrorSerializer(serializers.Serializer):
@@ -88,13 +109,23 @@ class AtomicWriteFailedSerializer(ErrorSerializer):
 
 class ResourceResultSerializer(serializers.Serializer):
     received = serializers.IntegerField()
-    valid = serializers.IntegerField(help_text="Passed every check (dry run: would be inserted).")
+    valid = serializers.IntegerField(help_text="Passed every check (dry run: would be written).")
     inserted = serializers.IntegerField()
+    updated = serializers.IntegerField(help_text="Updated, or replaced by an upsert.")
+    deleted = serializers.IntegerField()
     skipped = serializers.IntegerField(help_text="Records skipped (the sum of the groups' sizes).")
     inserted_ids = serializers.ListField(
         child=serializers.IntegerField(),
-        help_text="Ids of the inserted records, in request order: the n-th record that was not "
-        "skipped got the n-th id.",
+        help_text="Ids of the inserted records (upserts of a new id included), in request "
+        "order: in a batch of inserts only, the n-th record that was not skipped got the n-th "
+        "id.",
+    )
+    updated_ids = serializers.ListField(
+        child=serializers.IntegerField(),
+        help_text="Ids of the updated records and of those an upsert replaced, in request order.",
+    )
+    deleted_ids = serializers.ListField(
+        child=serializers.IntegerField(), help_text="Ids of the deleted records, in request order."
     )
     skipped_groups = SkippedGroupSerializer(
         many=True, help_text="Every skipped record, grouped by its reasons."
@@ -142,8 +173,12 @@ def _section(inserted_ids, skipped_groups):
         "received": len(inserted_ids) + skipped,
         "valid": len(inserted_ids),
         "inserted": len(inserted_ids),
+        "updated": 0,
+        "deleted": 0,
         "skipped": skipped,
         "inserted_ids": inserted_ids,
+        "updated_ids": [],
+        "deleted_ids": [],
         "skipped_groups": skipped_groups,
     }
 
@@ -195,6 +230,79 @@ RESPONSE_EXAMPLE = OpenApiExample(
 )
 
 
+ACTIONS_REQUEST_EXAMPLE = OpenApiExample(
+    "A re-sync: upsert, update and delete",
+    request_only=True,
+    description="Sent as `POST /ingest/?action=upsert`: records without an `action` upsert. "
+    "Order 7 is deleted first, so that user 3 can be deleted after it; user 12 is created "
+    "before the order that points at them.",
+    value={
+        "users": [
+            {"id": 1, "name": "Alice Smith", "email": "alice@example.com"},
+            {"id": 12, "name": "Zoe", "email": "zoe@example.com"},
+            {"id": 2, "email": "bob@new.example.com", "action": "update"},
+            {"id": 3, "action": "delete"},
+        ],
+        "products": [{"id": 4, "price": "899.00", "action": "update"}],
+        "orders": [
+            {"id": 7, "action": "delete"},
+            {"id": 20, "user_id": 12, "product_id": 4, "quantity": 1},
+        ],
+    },
+)
+
+
+def _actions_section(inserted_ids, updated_ids, deleted_ids, skipped_groups=()):
+    skipped = sum(len(group["indexes"]) for group in skipped_groups)
+    done = len(inserted_ids) + len(updated_ids) + len(deleted_ids)
+    return {
+        "received": done + skipped,
+        "valid": done,
+        "inserted": len(inserted_ids),
+        "updated": len(updated_ids),
+        "deleted": len(deleted_ids),
+        "skipped": skipped,
+        "inserted_ids": inserted_ids,
+        "updated_ids": updated_ids,
+        "deleted_ids": deleted_ids,
+        "skipped_groups": list(skipped_groups),
+    }
+
+
+ACTIONS_RESPONSE_EXAMPLE = OpenApiExample(
+    "Its result (another order still pointed at user 3)",
+    response_only=True,
+    status_codes=["200"],
+    value={
+        "errors": True,
+        "took_ms": 6,
+        "dry_run": False,
+        "atomic": False,
+        "committed": True,
+        "users": _actions_section(
+            [12],
+            [1, 2],
+            [],
+            [
+                {
+                    "reasons": {
+                        "id": [
+                            "Not deleted: still referenced by 1 order; delete or change "
+                            "those first."
+                        ]
+                    },
+                    "indexes": [3],
+                    "ids": [3],
+                    "action": "delete",
+                }
+            ],
+        ),
+        "products": _actions_section([], [4], []),
+        "orders": _actions_section([20], [], [7]),
+    },
+)
+
+
 class _JobFields(serializers.ModelSerializer):
     url = serializers.HyperlinkedIdentityField(view_name="ingest-job-detail")
 
@@ -204,6 +312,7 @@ class _JobFields(serializers.ModelSerializer):
             "id",
             "url",
             "state",
+            "action",
             "dry_run",
             "atomic",
             "total",

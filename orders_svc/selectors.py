@@ -4,7 +4,7 @@ from collections.abc import Collection, Iterable, Iterator
 
 from django.db.models import QuerySet
 
-from common.data.queries import count_matching, existing_ids
+from common.data.queries import count_by, existing_ids
 from orders_svc.models import DeletionEpoch, Order
 
 
@@ -13,10 +13,11 @@ def order_list() -> QuerySet[Order]:
     return Order.objects.all()
 
 
-def count_orders_referencing(field: str, ids: Collection[int]) -> int:
-    """How many orders have ``field`` (``user_id`` or ``product_id``) among ``ids``."""
+def orders_per_reference(field: str, ids: Collection[int]) -> dict[int, int]:
+    """``{id: number of orders}`` for those of ``ids`` (users or products, by ``field``:
+    ``user_id`` or ``product_id``) that at least one order points at: one query."""
     assert field in ("user_id", "product_id"), f"orders reference users and products, not {field}"
-    return count_matching(Order, field, ids)
+    return count_by(Order, field, ids)
 
 
 def existing_order_ids(ids: Iterable[int]) -> set[int]:

@@ -17,7 +17,7 @@ from datetime import datetime
 from django.db import DatabaseError, IntegrityError, connections, transaction
 from django.db.models import F
 
-from common.data import bulk
+from common.data import bulk, changes
 from common.data.db import lock_for_checked_insert, lock_out_inserts
 from common.data.queries import id_list_param, id_list_sql
 from common.exceptions import RecordInvalid, RecordNotFound
@@ -251,13 +251,13 @@ def orders_forget_ledger_before(*, cutoff: datetime) -> int:
 
 
 @contextmanager
-def _hold_references(field: str, ids: Collection[int]) -> Iterator[dict[str, int]]:
+def _hold_references(field: str, ids: Collection[int]) -> Iterator[dict[str, dict[int, int]]]:
     with transaction.atomic(using=ORDERS_DB):
         lock_out_inserts(ORDERS_DB, ORDERS_TABLE)
-        count = selectors.count_orders_referencing(field, ids)
-        if not count:
+        counts = selectors.orders_per_reference(field, ids)
+        if len(counts) < len(set(ids)):  # some may be deleted: streaming ingests must know
             _bump_deletion_epoch()  # rolled back with the rest if the deletion fails
-        yield {"orders": count}
+        yield {"orders": counts}
 
 
 def _bump_deletion_epoch() -> None:
@@ -305,6 +305,97 @@ def orders_referencing(field: str, ids: Collection[int]) -> set[int]:
             [id_list_param(connection, ids)],
         )
         return {row[0] for row in cursor.fetchall()}
+
+
+# --- bulk changes (ingest actions; see common.data.changes) ----------------------------------
+#
+# Every write of orders that may point at another user or product runs under the orders lock
+# and checks those references first, as one order's create and update do; deletions of orders
+# need no check (nothing points at an order).
+
+_NOT_FOUND = {"id": ["No order has this id."]}
+
+
+def _ledger(key: str | None):
+    return (OrderWriteLedger, key) if key else None
+
+
+def _checked_write(ledger_key: str | None, compute: Callable[[], changes.Outcome]):
+    with transaction.atomic(using=ORDERS_DB):
+        lock_for_checked_insert(ORDERS_DB, ORDERS_TABLE)
+        return changes.with_ledger(_ledger(ledger_key), compute)
+
+
+def orders_bulk_insert_checked(
+    rows: Sequence[OrderRow],
+    *,
+    ids_above: int = 0,
+    ledger_key: str | None = None,
+    before: list | None = None,
+) -> changes.Outcome:
+    """Insert checked order rows whose user and product exist, in one transaction (a batch
+    with other actions than inserts; plain inserts take :func:`orders_bulk_insert`). A row
+    refused without reasons has an id that is already stored."""
+
+    def compute() -> changes.Outcome:
+        errors = reference_errors(rows)
+        kept = [row for position, row in enumerate(rows) if position not in errors]
+        stored = iter(bulk.insert_new_in_transaction(Order, kept, ids_above=ids_above))
+        ids = [None if position in errors else next(stored) for position in range(len(rows))]
+        return ids, errors, []
+
+    return _checked_write(ledger_key, compute)
+
+
+def orders_bulk_upsert(
+    rows: Sequence[OrderRow], *, ledger_key: str | None = None, before: list | None = None
+) -> changes.Outcome:
+    """Insert or replace whole order rows whose user and product exist, in one transaction."""
+    return _checked_write(
+        ledger_key,
+        lambda: changes.apply_upserts(Order, rows, check=reference_errors, before=before),
+    )
+
+
+def orders_bulk_update(
+    patches: Sequence[tuple], *, ledger_key: str | None = None, before: list | None = None
+) -> changes.Outcome:
+    """Change the given fields of stored orders; a changed user or product is checked like a
+    new order's, every merged order by ``rules.check_order``, in one transaction."""
+    return _checked_write(
+        ledger_key,
+        lambda: changes.apply_updates(
+            Order,
+            patches,
+            rule=rules.check_order,
+            not_found=_NOT_FOUND,
+            check=_changed_references,
+            before=before,
+        ),
+    )
+
+
+def _changed_references(merged: Sequence[OrderRow], old: Sequence[OrderRow]) -> dict:
+    changed = [
+        offset
+        for offset, (new, was) in enumerate(zip(merged, old, strict=True))
+        if new[1] != was[1] or new[2] != was[2]
+    ]
+    errors = reference_errors([merged[offset] for offset in changed])
+    return {changed[position]: reasons for position, reasons in errors.items()}
+
+
+def orders_bulk_delete(
+    ids: Sequence[int], *, ledger_key: str | None = None, before: list | None = None
+) -> changes.Outcome:
+    """Delete orders by id, in one transaction; an id that is not stored is refused."""
+    with transaction.atomic(using=ORDERS_DB):
+        return changes.with_ledger(
+            _ledger(ledger_key),
+            lambda: changes.apply_deletions(
+                Order, ids, referenced={}, not_found=_NOT_FOUND, before=before
+            ),
+        )
 
 
 # --- markers of atomic ingest batches (see ingest.atomic) ------------------------------------

@@ -7,9 +7,10 @@ from decimal import Decimal
 
 from django.db import transaction
 
-from common.data import bulk
-from common.data.references import guard_deletion
+from common.data import bulk, changes
+from common.data.references import guard_deletion, hold_references
 from common.exceptions import RecordNotFound
+from products_svc import rules
 from products_svc.models import PRODUCTS_DB, Product, ProductWriteLedger
 
 
@@ -70,12 +71,64 @@ def products_delete_many(ids: Sequence[int]) -> None:
         bulk.delete_ids(Product, ids)
 
 
+# --- bulk changes (ingest actions upsert, update, delete; see common.data.changes) ----------
+
+_NOT_FOUND = {"id": ["No product has this id."]}
+
+
+def _ledger(key: str | None):
+    return (ProductWriteLedger, key) if key else None
+
+
+def products_bulk_upsert(
+    rows: Sequence[tuple], *, ledger_key: str | None = None, before: list | None = None
+) -> changes.Outcome:
+    """Insert or replace checked whole rows (id first, every id given), in one transaction."""
+    with transaction.atomic(using=PRODUCTS_DB):
+        return changes.with_ledger(
+            _ledger(ledger_key), lambda: changes.apply_upserts(Product, rows, before=before)
+        )
+
+
+def products_bulk_update(
+    patches: Sequence[tuple], *, ledger_key: str | None = None, before: list | None = None
+) -> changes.Outcome:
+    """Change the given fields of stored products (``(id, value or UNSET, ...)``, in the rule's
+    order); each merged record is checked by ``rules.check_product``, in one transaction."""
+    with transaction.atomic(using=PRODUCTS_DB):
+        return changes.with_ledger(
+            _ledger(ledger_key),
+            lambda: changes.apply_updates(
+                Product, patches, rule=rules.check_product, not_found=_NOT_FOUND, before=before
+            ),
+        )
+
+
+def products_bulk_delete(
+    ids: Sequence[int], *, ledger_key: str | None = None, before: list | None = None
+) -> changes.Outcome:
+    """Delete the products no order points at; refuse the others, saying how many orders do.
+
+    The deletion guards hold their locks until the deletion commits, as for one product.
+    """
+    with hold_references("products", ids) as referenced, transaction.atomic(using=PRODUCTS_DB):
+        return changes.with_ledger(
+            _ledger(ledger_key),
+            lambda: changes.apply_deletions(
+                Product, ids, referenced=referenced, not_found=_NOT_FOUND, before=before
+            ),
+        )
+
+
 # --- markers of atomic ingest batches (see ingest.atomic) ------------------------------------
 
 
-def products_mark_batch(key: str, *, ids: Sequence[int], ledger_keys: Sequence[str]) -> None:
-    """Record, in the caller's products transaction, the rows an atomic batch inserted there."""
-    bulk.record_marker((ProductWriteLedger, key), ids, ledger_keys)
+def products_mark_batch(
+    key: str, *, ids: Sequence[int], ledger_keys: Sequence[str], before: Sequence[tuple] = ()
+) -> None:
+    """Record, in the caller's products transaction, the rows an atomic batch inserted there and
+    the earlier state of those it replaced or deleted."""
+    bulk.record_marker((ProductWriteLedger, key), ids, ledger_keys, before)
 
 
 def products_batch_keys(prefix: str) -> list[str]:
@@ -98,7 +151,7 @@ def products_undo_batch(key: str, *, keep: Collection[int] = frozenset()) -> lis
     ids = [i for i in (products_batch_ids(key) or ()) if i not in keep]
     guard = guard_deletion("products", ids) if ids else nullcontext()
     with guard, transaction.atomic(using=PRODUCTS_DB):
-        return bulk.undo_marked_insert(Product, (ProductWriteLedger, key), keep=keep)
+        return changes.undo_marked_batch(Product, (ProductWriteLedger, key), keep=keep)
 
 
 def products_recorded_ledger_keys(keys: Sequence[str]) -> set[str]:

@@ -6,9 +6,10 @@ from datetime import datetime
 
 from django.db import transaction
 
-from common.data import bulk
-from common.data.references import guard_deletion
+from common.data import bulk, changes
+from common.data.references import guard_deletion, hold_references
 from common.exceptions import RecordNotFound
+from users_svc import rules
 from users_svc.models import USERS_DB, User, UserWriteLedger
 
 
@@ -69,12 +70,64 @@ def users_delete_many(ids: Sequence[int]) -> None:
         bulk.delete_ids(User, ids)
 
 
+# --- bulk changes (ingest actions upsert, update, delete; see common.data.changes) ----------
+
+_NOT_FOUND = {"id": ["No user has this id."]}
+
+
+def _ledger(key: str | None):
+    return (UserWriteLedger, key) if key else None
+
+
+def users_bulk_upsert(
+    rows: Sequence[tuple], *, ledger_key: str | None = None, before: list | None = None
+) -> changes.Outcome:
+    """Insert or replace checked whole rows (id first, every id given), in one transaction."""
+    with transaction.atomic(using=USERS_DB):
+        return changes.with_ledger(
+            _ledger(ledger_key), lambda: changes.apply_upserts(User, rows, before=before)
+        )
+
+
+def users_bulk_update(
+    patches: Sequence[tuple], *, ledger_key: str | None = None, before: list | None = None
+) -> changes.Outcome:
+    """Change the given fields of stored users (``(id, value or UNSET, ...)``, in the rule's
+    order); each merged record is checked by ``rules.check_user``, in one transaction."""
+    with transaction.atomic(using=USERS_DB):
+        return changes.with_ledger(
+            _ledger(ledger_key),
+            lambda: changes.apply_updates(
+                User, patches, rule=rules.check_user, not_found=_NOT_FOUND, before=before
+            ),
+        )
+
+
+def users_bulk_delete(
+    ids: Sequence[int], *, ledger_key: str | None = None, before: list | None = None
+) -> changes.Outcome:
+    """Delete the users no order points at; refuse the others, saying how many orders do.
+
+    The deletion guards hold their locks until the deletion commits, as for one user.
+    """
+    with hold_references("users", ids) as referenced, transaction.atomic(using=USERS_DB):
+        return changes.with_ledger(
+            _ledger(ledger_key),
+            lambda: changes.apply_deletions(
+                User, ids, referenced=referenced, not_found=_NOT_FOUND, before=before
+            ),
+        )
+
+
 # --- markers of atomic ingest batches (see ingest.atomic) ------------------------------------
 
 
-def users_mark_batch(key: str, *, ids: Sequence[int], ledger_keys: Sequence[str]) -> None:
-    """Record, in the caller's users transaction, the rows an atomic batch inserted there."""
-    bulk.record_marker((UserWriteLedger, key), ids, ledger_keys)
+def users_mark_batch(
+    key: str, *, ids: Sequence[int], ledger_keys: Sequence[str], before: Sequence[tuple] = ()
+) -> None:
+    """Record, in the caller's users transaction, the rows an atomic batch inserted there and
+    the earlier state of those it replaced or deleted."""
+    bulk.record_marker((UserWriteLedger, key), ids, ledger_keys, before)
 
 
 def users_batch_keys(prefix: str) -> list[str]:
@@ -97,7 +150,7 @@ def users_undo_batch(key: str, *, keep: Collection[int] = frozenset()) -> list[i
     ids = [i for i in (users_batch_ids(key) or ()) if i not in keep]
     guard = guard_deletion("users", ids) if ids else nullcontext()
     with guard, transaction.atomic(using=USERS_DB):
-        return bulk.undo_marked_insert(User, (UserWriteLedger, key), keep=keep)
+        return changes.undo_marked_batch(User, (UserWriteLedger, key), keep=keep)
 
 
 def users_recorded_ledger_keys(keys: Sequence[str]) -> set[str]:

@@ -113,7 +113,7 @@ def insert_new_in_transaction(
     for part in _statement_parts(connection, len(rows[0]), rows):
         ids += _insert_part(connection, model, part, handed_out)
     if connection.vendor == "postgresql":
-        _raise_sequence(connection, model, max((i for i in ids if i is not None), default=0))
+        raise_sequence(connection, model, max((i for i in ids if i is not None), default=0))
     return ids
 
 
@@ -178,7 +178,7 @@ def _assign_ids(connection, model, rows: Sequence[Row], ids_above: int):
     if not missing:
         return None
     if connection.vendor == "postgresql":
-        _raise_sequence(connection, model, ids_above)
+        raise_sequence(connection, model, ids_above)
         fresh = iter(_next_sequence_values(connection, model, missing))
     else:
         fresh = iter(range(_first_free_id(connection, model, ids_above), 2**63))
@@ -222,7 +222,7 @@ def _next_sequence_values(connection, model: type[models.Model], count: int) -> 
         return [row[0] for row in cursor.fetchall()]
 
 
-def _raise_sequence(connection, model: type[models.Model], at_least: int) -> None:
+def raise_sequence(connection, model: type[models.Model], at_least: int) -> None:
     """Move the PostgreSQL sequence of ``model`` up to ``at_least`` if it is below.
 
     Explicit ids do not move a sequence, so without this a later ``nextval`` (a new user created
@@ -352,37 +352,18 @@ def forget_keys(ledger_model: type[models.Model], keys: Sequence[str]) -> None:
         ledger_model._default_manager.filter(key__in=keys).delete()
 
 
-def record_marker(ledger: Ledger, ids: Sequence[int], ledger_keys: Sequence[str]) -> None:
-    """Record, in the caller's transaction, the rows it inserted and the chunk keys it wrote."""
-    record_outcome(ledger, {"ids": list(ids), "ledger_keys": list(ledger_keys)})
+def record_marker(
+    ledger: Ledger, ids: Sequence[int], ledger_keys: Sequence[str], before: Sequence[Row] = ()
+) -> None:
+    """Record, in the caller's transaction, the rows it inserted, the chunk keys it wrote and
+    ``before``: the earlier state of the rows it replaced or deleted (whole rows, id first)."""
+    marker: dict[str, Any] = {"ids": list(ids), "ledger_keys": list(ledger_keys)}
+    if before:
+        marker["before"] = [list(row) for row in before]
+    record_outcome(ledger, marker)
 
 
 def marked_ids(ledger: Ledger) -> list[int] | None:
     """The ids a marker lists, or None if there is no such marker."""
     marker = recorded_outcome(ledger)
     return None if marker is None else marker["ids"]
-
-
-def undo_marked_insert(
-    model: type[models.Model], ledger: Ledger, *, keep: AbstractSet[int] = frozenset()
-) -> list[int]:
-    """Delete the rows a marker lists (except ``keep``), its chunk keys and the marker itself.
-
-    Call inside a transaction on the model's database; returns the ids deleted (none if the
-    marker is gone: someone undid it first). On PostgreSQL the marker row is locked first, so
-    two undos of one marker run one after the other and the second finds nothing.
-    """
-    ledger_model, key = ledger
-    stored = (
-        ledger_model._default_manager.select_for_update()
-        .filter(key=key)
-        .values_list("outcome", flat=True)
-        .first()
-    )
-    if stored is None:
-        return []
-    marker = msgspec.json.decode(bytes(stored))
-    ids = [i for i in marker["ids"] if i not in keep]
-    delete_ids(model, ids)
-    forget_keys(ledger_model, [*marker["ledger_keys"], key])
-    return ids

@@ -62,22 +62,25 @@ def existing_ids(model: type[models.Model], ids: Iterable[int]) -> set[int]:
     return set(wanted).difference(missing) if missing else set(wanted)
 
 
-def count_matching(model: type[models.Model], field: str, ids: Iterable[int]) -> int:
-    """How many ``model`` rows have ``field`` among ``ids``: one query, however many ids."""
+def count_by(model: type[models.Model], field: str, ids: Iterable[int]) -> dict[int, int]:
+    """``{id: how many model rows have field == id}`` for those of ``ids`` any row has: one
+    query, however many ids."""
     wanted = list(ids)
     if not wanted:
-        return 0
+        return {}
     connection = connections[router.db_for_read(model)]
     if connection.vendor not in ("sqlite", "postgresql"):
-        return model._default_manager.filter(**{f"{field}__in": wanted}).count()
+        found = model._default_manager.filter(**{f"{field}__in": wanted}).values_list(field)
+        return dict(found.annotate(count=models.Count("pk")).values_list(field, "count"))
     table = connection.ops.quote_name(model._meta.db_table)
     column = connection.ops.quote_name(model._meta.get_field(field).column)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT COUNT(*) FROM {table} WHERE {column} IN ({id_list_sql(connection)})",
+            f"SELECT {column}, COUNT(*) FROM {table} "
+            f"WHERE {column} IN ({id_list_sql(connection)}) GROUP BY {column}",
             [id_list_param(connection, wanted)],
         )
-        return cursor.fetchone()[0]
+        return dict(cursor.fetchall())
 
 
 def _existing_ids_orm(model: type[models.Model], wanted: list[int]) -> set[int]:

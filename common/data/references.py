@@ -20,8 +20,9 @@ from contextlib import AbstractContextManager, ExitStack, contextmanager
 
 from common.exceptions import RecordReferenced
 
-#: A guard: given ids of the resource, hold a lock and yield {kind of reference: count}.
-Guard = Callable[[Collection[int]], AbstractContextManager[dict[str, int]]]
+#: A guard: given ids of the resource, hold a lock and yield, per kind of reference, how many
+#: point at each of the ids that any points at: ``{"orders": {7: 2}}``.
+Guard = Callable[[Collection[int]], AbstractContextManager[dict[str, dict[int, int]]]]
 
 _guards: dict[str, list[Guard]] = defaultdict(list)
 
@@ -35,12 +36,27 @@ def register_guard(resource: str, guard: Guard) -> None:
 @contextmanager
 def guard_deletion(resource: str, ids: Collection[int]) -> Iterator[None]:
     """Hold every guard of ``resource`` for the body; raise RecordReferenced if any counts > 0."""
-    with ExitStack() as stack:
-        references: dict[str, int] = {}
-        for guard in _guards[resource]:
-            for kind, count in stack.enter_context(guard(ids)).items():
-                references[kind] = references.get(kind, 0) + count
-        referenced = {kind: count for kind, count in references.items() if count}
+    with hold_references(resource, ids) as referenced:
         if referenced:
-            raise RecordReferenced(resource.rstrip("s"), min(ids), referenced)
+            totals: dict[str, int] = {}
+            for counts in referenced.values():
+                for kind, count in counts.items():
+                    totals[kind] = totals.get(kind, 0) + count
+            raise RecordReferenced(resource.rstrip("s"), min(referenced), totals)
         yield
+
+
+@contextmanager
+def hold_references(resource: str, ids: Collection[int]) -> Iterator[dict[int, dict[str, int]]]:
+    """Hold every guard of ``resource`` for the body and yield what points at each of ``ids``:
+    ``{id: {kind: count}}`` for the referenced ones only. For a deletion of many records that
+    deletes those nothing points at and refuses the rest (bulk ingest); the body deletes while
+    the guards keep new references out."""
+    with ExitStack() as stack:
+        referenced: dict[int, dict[str, int]] = defaultdict(dict)
+        for guard in _guards[resource]:
+            for kind, counts in stack.enter_context(guard(ids)).items():
+                for record_id, count in counts.items():
+                    if count:
+                        referenced[record_id][kind] = referenced[record_id].get(kind, 0) + count
+        yield dict(referenced)

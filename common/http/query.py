@@ -46,3 +46,14 @@ def query_flag(request, name: str) -> bool:
     if value is None:
         raise ValidationError({name: [f"Must be true or false, not {raw[:40]!r}."]})
     return value
+
+
+def query_choice(request, name: str, choices: tuple[str, ...], default: str) -> str:
+    """A query parameter that takes one of ``choices`` (``?action=upsert``); another is a 400."""
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value not in choices:
+        raise ValidationError({name: [f"Must be one of {', '.join(choices)}, not {raw[:40]!r}."]})
+    return value

@@ -52,4 +52,6 @@ def record_ingest(result) -> None:
     DURATION.labels(mode).observe(result.seconds)
     for name, section in zip(("users", "products", "orders"), result.sections, strict=True):
         RECORDS.labels(name, "inserted").inc(len(section.inserted_ids))
+        RECORDS.labels(name, "updated").inc(len(section.updated_ids))
+        RECORDS.labels(name, "deleted").inc(len(section.deleted_ids))
         RECORDS.labels(name, "skipped").inc(len(section.skipped))

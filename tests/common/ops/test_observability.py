@@ -112,8 +112,9 @@ def test_an_ingest_logs_its_counts_and_duration_under_the_request_id(api, caplog
     with caplog.at_level(logging.INFO, logger="store.ingest"):
         response = api.post("/ingest/", BATCH, format="json", HTTP_X_REQUEST_ID="batch-7")
     [line] = [r for r in caplog.records if r.name == "store.ingest"]
-    assert line.fields["users"] == {"received": 2, "inserted": 1, "skipped": 1}
-    assert line.fields["orders"] == {"received": 1, "inserted": 0, "skipped": 1}
+    counts = {"updated": 0, "deleted": 0}
+    assert line.fields["users"] == {"received": 2, "inserted": 1, "skipped": 1, **counts}
+    assert line.fields["orders"] == {"received": 1, "inserted": 0, "skipped": 1, **counts}
     assert line.fields["duration_ms"] >= 0
     rendered = json.loads(JsonFormatter().format(line))
     assert rendered["request_id"] == "batch-7" == response["X-Request-ID"]
