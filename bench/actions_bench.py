@@ -686,7 +686,7 @@ def profile_summary(path: Path, top: int = 12) -> str:
         samples += int(count)
         own[frames[-1]] = own.get(frames[-1], 0) + int(count)
         for frame in set(frames):
-            if re.search(r"\((ingest|common|users_svc|products_svc|orders_svc)/", frame):
+            if re.search(r"[(/](ingest|common|users_svc|products_svc|orders_svc)/\w+", frame):
                 inside[frame] = inside.get(frame, 0) + int(count)
 
     def lines(counts: dict[str, int]) -> str:
