@@ -624,6 +624,7 @@ def report(results: dict, total: int) -> bool:
         print(
             f"{'action':<8}{'raw rec/s':>12}{'median':>10}{'HTTP rec/s':>12}{'median':>10}"
             f"{'ratio':>8}{'median':>8}  {'target':<9}{'RSS growth':>11}{'body':>8}"
+            f"{'growth/body':>13}"
         )
         for action in rows:
             raw = [rate(r, total) for r in results[action, backend, "raw"]]
@@ -637,7 +638,7 @@ def report(results: dict, total: int) -> bool:
                 f"{action:<8}{max(raw):>12,.0f}{statistics.median(raw):>10,.0f}"
                 f"{max(http):>12,.0f}{statistics.median(http):>10,.0f}{best:>7.2f}x"
                 f"{median:>7.2f}x  {'met' if best >= TARGET else 'NOT met':<9}"
-                f"{growth:>8.0f}MiB{body:>6.1f}MiB"
+                f"{growth:>8.0f}MiB{body:>6.1f}MiB{growth / body:>12.1f}x"
             )
     print(
         f"\nratio: HTTP / raw of the best runs, and of the medians; target >= {TARGET:.2f}x "
@@ -736,6 +737,7 @@ def main() -> None:
 
     import orjson
 
+    sys.stdout.reconfigure(line_buffering=True)  # progress lines as they come, into a pipe too
     actions = args.actions.split(",")
     if unknown := set(actions) - set(ACTIONS):
         parser.error(f"unknown actions: {', '.join(sorted(unknown))}")
@@ -787,6 +789,10 @@ def main() -> None:
                         )
                         check_counts(f"{action} {backend} {side}", run["counts"], expected[action])
                         results.setdefault((action, backend, side), []).append(run)
+                        print(
+                            f"  run {len(results[action, backend, side])}: {action} {backend} "
+                            f"{side} {run['seconds']:.2f} s ({rate(run, total):,.0f} records/s)"
+                        )
         if args.profile:
             args.profile.mkdir(parents=True, exist_ok=True)
             for action in actions:
