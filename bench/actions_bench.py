@@ -675,7 +675,8 @@ def chart(results: dict, total: int, path: Path, subtitle: str) -> None:
 
 def profile_summary(path: Path, top: int = 12) -> str:
     """What py-spy saw (its raw, collapsed stacks): the functions most often on top of a stack
-    (self time), and the project's own functions by the share of samples they were in."""
+    (self time), and the project's own functions by the share of samples they were in, leaving
+    out the request's chain (middleware, the view: frames in more than 90% of the samples)."""
     own: dict[str, int] = {}
     inside: dict[str, int] = {}
     samples = 0
@@ -689,6 +690,7 @@ def profile_summary(path: Path, top: int = 12) -> str:
         for frame in set(frames):
             if re.search(r"[(/](ingest|common|users_svc|products_svc|orders_svc)/\w+", frame):
                 inside[frame] = inside.get(frame, 0) + int(count)
+    inside = {frame: n for frame, n in inside.items() if n <= 0.9 * samples}
 
     def lines(counts: dict[str, int]) -> str:
         ranked = sorted(counts.items(), key=lambda item: -item[1])[:top]
@@ -696,7 +698,8 @@ def profile_summary(path: Path, top: int = 12) -> str:
 
     return (
         f"{samples} samples of the busy threads.\nself time:\n{lines(own)}\n"
-        f"the project's functions, by samples inside them:\n{lines(inside)}"
+        f"the project's functions below the request's chain, by samples inside them:\n"
+        f"{lines(inside)}"
     )
 
 
