@@ -6,6 +6,7 @@ status codes. Checking and writing is the pipeline's job (``ingest.pipeline``).
 
 import hashlib
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
@@ -210,55 +211,80 @@ class IngestView(APIView):
             return self._post(request)
 
     def _post(self, request: Request) -> HttpResponse:
-        strict_query(request, self.query_parameters)
-        dry_run, atomic = query_flag(request, "dry_run"), query_flag(request, "atomic")
-        action = query_choice(request, "action", ACTIONS, INSERT)
-        in_background = query_flag(request, "async") or "respond-async" in request.headers.get(
-            "Prefer", ""
-        ).lower().replace(" ", "")
+        options = _Options.of(request)
         key = request.headers.get("Idempotency-Key")
         digest = None if key is None else _fingerprint_digest(request)
         received = bodies.read_body(
             request,
-            limits=bodies.limits_for(in_background=in_background),
+            limits=bodies.limits_for(in_background=options.in_background),
             digest=digest,
-            in_background=in_background,
+            in_background=options.in_background,
         )
         # Keys and jobs belong to the client that sent them (as Stripe scopes keys per account).
         owner = owner_of(request)
-        if key is not None:
-            refusal_or_replay = _claim_key(key, digest.hexdigest(), owner)
-            if refusal_or_replay is not None:
-                return refusal_or_replay
+        if key is not None and (replay := _claim_key(key, digest.hexdigest(), owner)):
+            return replay
         try:
             with _released_on_failure(key, owner):
-                if in_background:
-                    job = _submit(
-                        received, action=action, dry_run=dry_run, atomic=atomic, owner=owner
-                    )
-                    status = 202
-                    response_body = dumps(
-                        IngestJobSerializer(job, context={"request": request}).data
-                    )
-                else:
-                    status, response_body = _run(
-                        received,
-                        action=action,
-                        dry_run=dry_run,
-                        atomic=atomic,
-                        ledger_key=_ledger_key(key, owner),
-                    )
+                status, response_body, job = _execute(request, received, options, key, owner)
         except pipeline.WriteFailed as exc:  # an atomic batch: the body says what was kept
             return _json_response(dumps(exc.as_dict()), 503, **{"Retry-After": "5"})
         if key is not None:
-            idempotency.complete(key, status, response_body, owner=owner)
-            if not in_background:
-                pipeline.forget_ledger(_ledger_key(key, owner))
-        response = _json_response(response_body, status)
-        if in_background:
-            response["Location"] = reverse("ingest-job-detail", args=[job.id], request=request)
-            response["Preference-Applied"] = "respond-async"
-        return response
+            _complete_key(key, owner, status, response_body, options)
+        return _respond(request, status, response_body, job)
+
+
+@dataclass(frozen=True)
+class _Options:
+    """What the query string (and ``Prefer``) of ``POST /ingest/`` asks for."""
+
+    action: str
+    dry_run: bool
+    atomic: bool
+    in_background: bool
+
+    @classmethod
+    def of(cls, request: Request) -> "_Options":
+        strict_query(request, IngestView.query_parameters)
+        prefer = request.headers.get("Prefer", "").lower().replace(" ", "")
+        return cls(
+            action=query_choice(request, "action", ACTIONS, INSERT),
+            dry_run=query_flag(request, "dry_run"),
+            atomic=query_flag(request, "atomic"),
+            in_background=query_flag(request, "async") or "respond-async" in prefer,
+        )
+
+
+def _execute(
+    request: Request,
+    received: bodies.Received,
+    options: _Options,
+    key: str | None,
+    owner: str,
+) -> tuple[int, bytes, jobs.IngestJob | None]:
+    """Run the batch now, or store it as a job: ``(status, response body, job or None)``."""
+    if options.in_background:
+        job = _submit(received, options=options, owner=owner)
+        return 202, dumps(IngestJobSerializer(job, context={"request": request}).data), job
+    status, body = _run(received, options=options, ledger_key=_ledger_key(key, owner))
+    return status, body, None
+
+
+def _complete_key(key: str, owner: str, status: int, body: bytes, options: _Options) -> None:
+    """Store the answer under the key; a finished request's ledger rows are no longer needed."""
+    idempotency.complete(key, status, body, owner=owner)
+    if not options.in_background:
+        pipeline.forget_ledger(_ledger_key(key, owner))
+
+
+def _respond(
+    request: Request, status: int, body: bytes, job: jobs.IngestJob | None
+) -> HttpResponse:
+    response = _json_response(body, status)
+    if job is not None:
+        response["Location"] = reverse("ingest-job-detail", args=[job.id], request=request)
+        response["Preference-Applied"] = "respond-async"
+    return response
 
 
 def _fingerprint_digest(request: Request):
@@ -268,15 +294,13 @@ def _fingerprint_digest(request: Request):
     )
 
 
-def _submit(
-    received: bodies.Received, *, action: str, dry_run: bool, atomic: bool, owner: str
-) -> jobs.IngestJob:
+def _submit(received: bodies.Received, *, options: _Options, owner: str) -> jobs.IngestJob:
     return jobs.submit_job(
         received.body,
         total=received.total,
-        action=action,
-        dry_run=dry_run,
-        atomic=atomic,
+        action=options.action,
+        dry_run=options.dry_run,
+        atomic=options.atomic,
         media_type=received.media_type,
         record_type=received.record_type,
         owner=owner,
@@ -284,16 +308,15 @@ def _submit(
 
 
 def _run(
-    received: bodies.Received,
-    *,
-    action: str,
-    dry_run: bool,
-    atomic: bool,
-    ledger_key: str | None,
+    received: bodies.Received, *, options: _Options, ledger_key: str | None
 ) -> tuple[int, bytes]:
     """Run the batch now: ``(status, response body)``."""
     result = pipeline.ingest(
-        received.batch, action=action, dry_run=dry_run, atomic=atomic, ledger_key=ledger_key
+        received.batch,
+        action=options.action,
+        dry_run=options.dry_run,
+        atomic=options.atomic,
+        ledger_key=ledger_key,
     )
     received.batch = None  # the pipeline let the records go; so do we
     outcome = result.as_dict()

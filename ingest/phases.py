@@ -31,6 +31,7 @@ while other requests run.
   (inserted rows deleted, earlier rows put back).
 """
 
+from concurrent.futures import Future
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,6 +46,7 @@ from ingest.records import Batch
 from ingest.resources import ORDERS, PRODUCTS, USERS, Resource
 from ingest.results import IngestResult, ResourceResult, duplicate_reason, fold_failure
 from ingest.runs import Run
+from ingest.writers import WriterPool, writers_for
 from orders_svc.models import ORDERS_DB
 from products_svc.models import PRODUCTS_DB
 from users_svc.models import USERS_DB
@@ -86,24 +88,32 @@ def ingest_with_actions(
     batch: Batch, *, default: str, dry_run: bool, atomic: bool, run: Run
 ) -> IngestResult:
     """Sort, check and write a batch phase by phase (see the module docstring)."""
-    sections = {
-        resource.name: _section(getattr(batch, resource.name), resource, default)
-        for resource in (USERS, PRODUCTS, ORDERS)
-    }
-    batch.users = batch.products = batch.orders = []
-    results = IngestResult(
-        *(section.result for section in sections.values()), dry_run=dry_run, atomic=atomic
-    )
-    if dry_run:
+    if dry_run or atomic:
+        sections = {
+            resource.name: _section(getattr(batch, resource.name), resource, default)
+            for resource in (USERS, PRODUCTS, ORDERS)
+        }
+        batch.users = batch.products = batch.orders = []
+        results = _results_of(sections, dry_run=dry_run, atomic=atomic)
+        if atomic and not dry_run:
+            return _all_or_nothing(sections, results, run)
         _rehearse(sections, run)
-        results.atomic = False
-    elif atomic:
-        return _all_or_nothing(sections, results, run)
     else:
-        _write_phases(sections, run, in_held_transactions=False)
+        sections = _write_on_threads(batch, default, run)
+        results = _results_of(sections, dry_run=False, atomic=False)
     for section in sections.values():
         section.finish()
     return results
+
+
+def _results_of(sections: dict[str, "_Section"], *, dry_run: bool, atomic: bool) -> IngestResult:
+    return IngestResult(
+        sections[USERS.name].result,
+        sections[PRODUCTS.name].result,
+        sections[ORDERS.name].result,
+        dry_run=dry_run,
+        atomic=atomic and not dry_run,
+    )
 
 
 def _section(records: list[Any], resource: Resource, default: str) -> _Section:
@@ -115,9 +125,53 @@ def _section(records: list[Any], resource: Resource, default: str) -> _Section:
     return _Section(sorted_records, result)
 
 
+_WRITES = (INSERT, UPSERT, UPDATE)
+
+
+def _write_on_threads(batch: Batch, default: str, run: Run) -> dict[str, _Section]:
+    """The default mode: each database's steps on its writer thread (``ingest.writers``), in
+    phase order, while the main thread sorts and checks the next type's records.
+
+    A step's SQL runs without the GIL (see ``common.data.bulk``), so the users are written on
+    the second core while the products are checked, and so on; a phase starts once the steps
+    it depends on are done (orders after users and products, their deletions after both).
+    """
+    sections: dict[str, _Section] = {}
+    with ExitStack() as stack:
+        pools = {
+            alias: stack.enter_context(WriterPool(alias, writers_for(alias)))
+            for alias in (USERS_DB, PRODUCTS_DB, ORDERS_DB)
+        }
+
+        def start(resource: Resource, actions: tuple[str, ...]) -> Future:
+            return pools[resource.alias].submit(
+                _write_steps, sections[resource.name], resource, actions, run
+            )
+
+        started = []
+        for resource, actions in ((USERS, _WRITES), (PRODUCTS, _WRITES), (ORDERS, (DELETE,))):
+            sections[resource.name] = _section(getattr(batch, resource.name), resource, default)
+            setattr(batch, resource.name, [])  # the rows hold what is needed
+            started.append(start(resource, actions))
+        _wait(started[0], started[1])  # phase 2
+        _wait(start(ORDERS, _WRITES), started[2])  # phases 3 and 1
+        _wait(start(USERS, (DELETE,)), start(PRODUCTS, (DELETE,)))  # phase 4
+    return sections
+
+
+def _wait(*futures: Future) -> None:
+    for future in futures:
+        future.result()
+
+
+def _write_steps(section: "_Section", resource: Resource, actions: tuple[str, ...], run: Run):
+    for action in actions:
+        _write_step(section, resource, action, run, raise_failures=False)
+
+
 def _write_phases(sections: dict[str, _Section], run: Run, *, in_held_transactions: bool) -> None:
-    """Every phase, in order; with ``in_held_transactions`` a failing database raises (the
-    caller's transactions are spoiled), otherwise its chunk is skipped and the rest goes on."""
+    """Every phase, in order, in the caller's thread (dry runs and atomic batches, in the
+    transactions it holds): a failing database raises, since it spoils them."""
     for resource, actions in PHASES:
         section = sections[resource.name]
         for action in actions:

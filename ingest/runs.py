@@ -8,8 +8,9 @@ are ``<key>:users:<chunk number>`` and ``<key>:products:<chunk number>`` per chu
 outcome is final, for a job's progress.
 """
 
+import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ingest.resources import Resource
 
@@ -21,6 +22,8 @@ class Run:
     ledger_key: str | None = None  # prefix of the write-ledger keys (re-runnable jobs)
     on_progress: Callable[[int], None] | None = None
     done: int = 0  # records with a final outcome so far
+    # Writer threads of a batch with actions advance it too (ingest.phases).
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def ledger(self, resource: Resource, chunk_number: int | str | None = None) -> str | None:
         if self.ledger_key is None:
@@ -29,6 +32,8 @@ class Run:
         return f"{self.ledger_key}:{resource.name}{suffix}"
 
     def advance(self, records: int) -> None:
-        self.done += records
+        with self._lock:
+            self.done += records
+            done = self.done
         if self.on_progress is not None:
-            self.on_progress(self.done)
+            self.on_progress(done)

@@ -166,6 +166,8 @@ INGEST_LEDGER_RETENTION = env_int("INGEST_LEDGER_RETENTION", 7 * 24 * 60 * 60, m
 # Celery runs ingest jobs on worker machines when a broker is configured
 # (e.g. redis://redis:6379/0); without one, jobs run on threads of the web process.
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or None
+# The queue jobs go through: deployments sharing one broker keep apart by giving each its own.
+CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_QUEUE") or "celery"
 CELERY_TASK_ACKS_LATE = True  # a job whose worker dies is delivered again...
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1  # ...and a busy worker does not hoard queued jobs

@@ -546,3 +546,21 @@ def test_a_rerun_under_the_same_ledger_key_reuses_every_recorded_chunk(api, sett
     assert first["users"]["deleted_ids"] == [1, 3]
     assert first["orders"]["inserted_ids"] == [3]
     pipeline.forget_ledger("job:rerun")
+
+
+@pytest.mark.parametrize("action", [["delete"], {"a": 1}, None, 7, "merge"])
+def test_an_odd_action_in_a_batch_of_inserts_is_skipped_with_a_reason(api, action):
+    body = {
+        "users": [
+            {"id": 1, "name": "A", "email": "a@example.com"},
+            {"id": 2, "name": "B", "email": "b@example.com", "action": action},
+            ["not an object"],
+        ]
+    }
+    response = post(api, body)
+    assert response.status_code == 200
+    users = response.json()["users"]
+    assert users["inserted_ids"] == [1]
+    assert [r["index"] for r in skipped_records(users)] == [1, 2]
+    assert "Unknown action" in skipped_records(users)[0]["reasons"]["action"][0]
+    assert rows(User, "id") == [(1,)]

@@ -2,7 +2,7 @@
 
 The tests start workers (``celery -A config worker``) and a web server (gunicorn), all on the
 test databases (``tests.live.process_env``), with ``CELERY_BROKER_URL`` pointing at the local
-Redis (``TEST_CELERY_BROKER_URL``, db 15 by default; the database is flushed first). Nothing is
+Redis (``TEST_CELERY_BROKER_URL``, db 15 by default), on a queue of the run's own. Nothing is
 mocked: what is checked is what a user would see, the job's state and result through the API
 and the rows in each database. Without a reachable Redis the tests are skipped, unless
 ``REQUIRE_REDIS`` is set (as in CI), where they fail.
@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from contextlib import contextmanager
 
 import pytest
@@ -32,8 +33,12 @@ BROKER = os.environ.get("TEST_CELERY_BROKER_URL", "redis://127.0.0.1:6379/15")
 SEED = (live.ROOT / "ingest" / "fixtures" / "seed.json").read_bytes()
 # Short enough for a test to see a dead worker's job taken over; long enough that a busy
 # machine does not make a live worker look dead (its heartbeat comes every 0.2 s).
+# A queue of this run's own: test runs side by side (several checkouts on one machine) share
+# the Redis database, and a worker of one must not take another's jobs.
+QUEUE = f"test-{uuid.uuid4().hex}"
 STACK_ENV = {
     "CELERY_BROKER_URL": BROKER,
+    "CELERY_QUEUE": QUEUE,
     "INGEST_JOB_HEARTBEAT_SECONDS": "0.2",
     "INGEST_JOB_STALE_AFTER": "3",
     "SQLITE_BUSY_TIMEOUT": "120",  # a writer waits for the lock a test holds, it does not fail
@@ -48,7 +53,7 @@ def redis_client():
     try:
         client = redis.Redis.from_url(BROKER, socket_connect_timeout=2)
         client.ping()
-        client.flushdb()  # no job left over from an earlier run
+        client.delete(QUEUE)  # no job left over (the queue is this run's own anyway)
     except redis.RedisError as exc:
         message = f"Redis is not reachable at {BROKER}: {exc}"
         if os.environ.get("REQUIRE_REDIS"):
@@ -142,7 +147,7 @@ def test_only_the_job_id_goes_through_the_broker_and_a_late_worker_runs_it(
     assert status == 202
 
     # No worker yet: the message waits in Redis, and it carries the id, not the batch.
-    (message,) = redis_client.lrange("celery", 0, -1)
+    (message,) = redis_client.lrange(QUEUE, 0, -1)
     assert len(message) < 4096 < len(body)
     envelope = json.loads(message)
     assert envelope["headers"]["task"] == "ingest.run_job"
@@ -154,7 +159,7 @@ def test_only_the_job_id_goes_through_the_broker_and_a_late_worker_runs_it(
         done = wait_for_job(job["url"], api_token)
     assert done["state"] == "succeeded", done["error"]
     assert User.objects.count() == 2000
-    assert redis_client.llen("celery") == 0
+    assert redis_client.llen(QUEUE) == 0
 
 
 def poll(check, what: str, timeout: float = 60) -> None:
