@@ -71,9 +71,11 @@ test-postgres: install-dev
 	fi
 
 # Not part of `make test`: takes a few minutes and its figures depend on the machine.
-# It also draws docs/ingest-throughput.png, then ingests a 1,000,000-record NDJSON file.
+# It also draws docs/ingest-throughput.png (inserts, then the bulk actions upsert, update and
+# delete: their own ACTIONS_BENCH_ARGS), then ingests a 1,000,000-record NDJSON file.
 bench: install-dev
 	$(BIN)/python -m bench.ingest_bench $(BENCH_ARGS)
+	$(BIN)/python -m bench.actions_bench $(ACTIONS_BENCH_ARGS)
 	$(BIN)/python -m bench.file_bench $(FILE_BENCH_ARGS)
 
 clean:

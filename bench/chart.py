@@ -3,6 +3,12 @@ side, each bar labelled with its ratio to the raw baseline of the same run.
 
 The figures go beside the chart as JSON (same name, ``.json``), so that it can be drawn again
 without running the benchmark: ``python -m bench.chart docs/ingest-throughput.json``.
+
+Several benchmarks share the chart: each one ``update``s its own panels (by title) and keeps
+the others', two panels a row (the insert benchmark's on top, the bulk actions' below). A bar
+is ``(label, rate)``, compared with the first bar of its panel, or ``(label, rate, baseline
+rate)`` when a panel holds several baselines (one per action; a label with "(baseline)" is drawn
+grey).
 """
 
 import json
@@ -18,22 +24,29 @@ from matplotlib.ticker import FuncFormatter  # noqa: E402
 BASELINE_COLOUR, SERVICE_COLOUR, NAIVE_COLOUR = "#9e9e9e", "#1f77b4", "#d62728"
 
 
-def draw(panels: list[tuple[str, list[tuple[str, float]]]], path: Path, subtitle: str) -> Path:
-    """``panels``: (title, [(approach, records/s), ...]) with the baseline first in each."""
+def draw(panels: list[tuple[str, list[tuple]]], path: Path, subtitle: str) -> Path:
+    """``panels``: (title, [(approach, records/s[, baseline records/s]), ...]) with the baseline
+    first in each."""
+    columns = min(len(panels), 2)
+    rows = -(-len(panels) // columns)
+    height = [max(3.8, 0.3 * max(len(bars) for _, bars in panels) + 1.6)] * rows
     figure, axes = plt.subplots(
-        1, len(panels), figsize=(6.5 * len(panels), 3.8), squeeze=False, layout="constrained"
+        rows, columns, figsize=(6.5 * columns, sum(height)), squeeze=False, layout="constrained"
     )
-    for ax, (title, bars) in zip(axes[0], panels, strict=True):
-        labels = [label for label, _ in bars][::-1]
-        rates = [rate for _, rate in bars][::-1]
-        baseline = bars[0][1]
+    for ax in axes.flat[len(panels) :]:
+        ax.set_axis_off()
+    for ax, (title, bars) in zip(axes.flat, panels, strict=False):
+        labels = [bar[0] for bar in bars][::-1]
+        rates = [bar[1] for bar in bars][::-1]
+        baselines = [bar[2] if len(bar) > 2 else bars[0][1] for bar in bars][::-1]
         colours = [
-            BASELINE_COLOUR if label == bars[0][0] else NAIVE_COLOUR if "naive" in label
+            BASELINE_COLOUR if label == bars[0][0] or "(baseline)" in label
+            else NAIVE_COLOUR if "naive" in label
             else SERVICE_COLOUR
             for label in labels
         ]  # fmt: skip
         ax.barh(labels, rates, color=colours)
-        for y, rate in enumerate(rates):
+        for y, (rate, baseline) in enumerate(zip(rates, baselines, strict=True)):
             ax.text(
                 rate, y, f" {rate / 1000:,.0f}k/s  {rate / baseline:.2f}x", va="center", fontsize=9
             )
@@ -51,6 +64,16 @@ def draw(panels: list[tuple[str, list[tuple[str, float]]]], path: Path, subtitle
         json.dumps({"subtitle": subtitle, "panels": panels}, indent=1) + "\n"
     )
     return path
+
+
+def update(panels: list[tuple[str, list[tuple]]], path: Path, subtitle: str) -> Path:
+    """Draw ``panels`` into the chart at ``path``, in place of the saved panels with the same
+    titles; the other saved panels (another benchmark's) stay where they were."""
+    saved = path.with_suffix(".json")
+    kept = json.loads(saved.read_text())["panels"] if saved.exists() else []
+    new = dict(panels)
+    merged = [(title, new.pop(title, bars)) for title, bars in kept]
+    return draw(merged + list(new.items()), path, subtitle)
 
 
 if __name__ == "__main__":

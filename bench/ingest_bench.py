@@ -34,7 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from contextlib import closing
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -152,12 +152,11 @@ def run_raw(body_path: Path, data_dir: Path) -> dict:
     }
 
 
-def run_raw_pg(body_path: Path, data_dir: Path, urls: dict[str, str]) -> dict:
-    """Plain psycopg + plain checks + COPY: the raw limit of PostgreSQL on this machine."""
-    import orjson
+def raw_pg_databases(urls: dict[str, str]) -> dict:
+    """The raw PostgreSQL baselines' three tables (the service's types and indexes), one
+    autocommit psycopg connection per (empty) database in ``urls``."""
     import psycopg
 
-    body = body_path.read_bytes()
     ddl = {
         "users": [
             "CREATE TABLE users (id bigint PRIMARY KEY, name varchar(255) NOT NULL, "
@@ -180,6 +179,15 @@ def run_raw_pg(body_path: Path, data_dir: Path, urls: dict[str, str]) -> dict:
         for statement in statements:
             connection.execute(statement)
         connections[name] = connection
+    return connections
+
+
+def run_raw_pg(body_path: Path, data_dir: Path, urls: dict[str, str]) -> dict:
+    """Plain psycopg + plain checks + COPY: the raw limit of PostgreSQL on this machine."""
+    import orjson
+
+    body = body_path.read_bytes()
+    connections = raw_pg_databases(urls)
 
     started = time.perf_counter()
     batch = orjson.loads(body)
@@ -338,8 +346,12 @@ def _proc_status(pid: int) -> dict[str, int]:
     return fields
 
 
-def run_http(body_path: Path, data_dir: Path, urls: dict[str, str] | None = None) -> dict:
-    """POST /ingest/ against gunicorn (one worker process, production-like settings)."""
+@contextmanager
+def gunicorn(data_dir: Path, urls: dict[str, str] | None = None, prepare=None):
+    """Fresh databases (``init_db``), an API key, then gunicorn as production runs it (one worker
+    process, four threads) on a free port, warmed up by one read. ``prepare(env)``, if given,
+    runs before the server starts (to load data without touching the worker's memory).
+    Yields ``(port, token, worker pid)``; the server is stopped on the way out."""
     env = _service_env(data_dir, urls)
     subprocess.run([PYTHON, "manage.py", "init_db", "-v", "0"], cwd=ROOT, env=env, check=True)
     token = subprocess.run(
@@ -350,6 +362,8 @@ def run_http(body_path: Path, data_dir: Path, urls: dict[str, str] | None = None
         capture_output=True,
         text=True,
     ).stdout.strip()
+    if prepare:
+        prepare(env)
     env["API_INGEST_RATE"] = env["API_WRITE_RATE"] = ""  # the benchmark measures, not limits
     port = _free_port()
     server = subprocess.Popen(
@@ -384,27 +398,39 @@ def run_http(body_path: Path, data_dir: Path, urls: dict[str, str] | None = None
                 time.sleep(0.1)
         worker = int(subprocess.check_output(["pgrep", "-P", str(server.pid)]).split()[0])
         _request(port, "GET", "/users/", b"", token)  # warm up: imports, first connections
-        body = body_path.read_bytes()
-        before = _proc_status(worker)["VmRSS"]
-        Path(f"/proc/{worker}/clear_refs").write_text("5")  # reset the peak (VmHWM)
-        started = time.perf_counter()
-        status, response = _request(port, "POST", "/ingest/", body, token)
-        finished = time.perf_counter()
-        peak = _proc_status(worker)["VmHWM"]
-        if status != 200:
-            raise RuntimeError(f"POST /ingest/ answered {status}: {response[:500]!r}")
-        result = json.loads(response)
-        return {
-            "seconds": finished - started,
-            "inserted": {s: result[s]["inserted"] for s in ("users", "products", "orders")},
-            "server_rss_growth_mb": (peak - before) / 2**20,
-            "body_mb": len(body) / 2**20,
-            "response_mb": len(response) / 2**20,
-            "peak_rss_mb": peak / 2**20,
-        }
+        yield port, token, worker
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
+
+
+def timed_post(port: int, path: str, body: bytes, token: str, worker: int) -> dict:
+    """POST ``body`` and time it; the worker's peak RSS growth during the request too. Anything
+    but a 200 raises."""
+    before = _proc_status(worker)["VmRSS"]
+    Path(f"/proc/{worker}/clear_refs").write_text("5")  # reset the peak (VmHWM)
+    started = time.perf_counter()
+    status, response = _request(port, "POST", path, body, token)
+    finished = time.perf_counter()
+    peak = _proc_status(worker)["VmHWM"]
+    if status != 200:
+        raise RuntimeError(f"POST {path} answered {status}: {response[:500]!r}")
+    return {
+        "seconds": finished - started,
+        "result": json.loads(response),
+        "server_rss_growth_mb": (peak - before) / 2**20,
+        "body_mb": len(body) / 2**20,
+        "response_mb": len(response) / 2**20,
+        "peak_rss_mb": peak / 2**20,
+    }
+
+
+def run_http(body_path: Path, data_dir: Path, urls: dict[str, str] | None = None) -> dict:
+    """POST /ingest/ against gunicorn (one worker process, production-like settings)."""
+    with gunicorn(data_dir, urls) as (port, token, worker):
+        run = timed_post(port, "/ingest/", body_path.read_bytes(), token, worker)
+    result = run.pop("result")
+    return {"inserted": {s: result[s]["inserted"] for s in ("users", "products", "orders")}, **run}
 
 
 def _request(port: int, method: str, path: str, body: bytes, token: str = "") -> tuple[int, bytes]:
@@ -457,9 +483,15 @@ def _drop_postgres(urls: dict[str, str]) -> None:
 
 
 def measure(
-    kind: str, body_path: Path, repeat: int, postgres: bool = False, **options
+    kind: str,
+    body_path: Path,
+    repeat: int,
+    postgres: bool = False,
+    module: str = "bench.ingest_bench",
+    **options,
 ) -> list[dict]:
-    """Run one approach ``repeat`` times, each in a new process on new databases."""
+    """Run one approach ``repeat`` times, each in a new process (``python -m module --worker
+    kind``) on new databases."""
     runs = []
     for _ in range(repeat):
         data_dir = Path(tempfile.mkdtemp(prefix=f"bench-{kind}-"))
@@ -470,7 +502,7 @@ def measure(
                 [
                     PYTHON,
                     "-m",
-                    "bench.ingest_bench",
+                    module,
                     "--worker",
                     kind,
                     "--body",
@@ -656,7 +688,7 @@ def report(results: dict[str, list[dict]], total: int) -> None:
 
 def chart(results: dict[str, list[dict]], total: int, path: Path, subtitle: str) -> None:
     """Draw the best run of each approach (see bench.chart)."""
-    from bench.chart import draw
+    from bench.chart import update
 
     def best_rate(kind: str) -> float:
         return max(run.get("records", total) / run["seconds"] for run in results[kind])
@@ -673,7 +705,7 @@ def chart(results: dict[str, list[dict]], total: int, path: Path, subtitle: str)
         if len(bars) > 1:
             panels.append((title, bars))
     if panels:
-        print(f"chart: {draw(panels, path, subtitle)}")
+        print(f"chart: {update(panels, path, subtitle)}")
 
 
 if __name__ == "__main__":
