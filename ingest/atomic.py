@@ -64,9 +64,10 @@ class MarkedService:
     mark: Callable[..., None]  # (key, *, ids, ledger_keys), in the caller's transaction
     recorded: Callable[[Sequence[str]], set[str]]  # chunk keys a re-run will not write again
     keys: Callable[[str], list[str]]
-    ids: Callable[[str], list[int] | None]
+    ids: Callable[[str], list[int] | None]  # rows the batch inserted
     undo: Callable[..., list[int]]  # (key, *, keep) -> ids deleted
     forget: Callable[[str], None]
+    earlier_ids: Callable[[str], list[int] | None]  # rows replaced, updated or deleted
 
 
 USERS = MarkedService(
@@ -78,6 +79,7 @@ USERS = MarkedService(
     user_services.users_batch_ids,
     user_services.users_undo_batch,
     user_services.users_forget_batch,
+    user_services.users_batch_earlier_ids,
 )
 PRODUCTS = MarkedService(
     "products",
@@ -88,6 +90,7 @@ PRODUCTS = MarkedService(
     product_services.products_batch_ids,
     product_services.products_undo_batch,
     product_services.products_forget_batch,
+    product_services.products_batch_earlier_ids,
 )
 MARKED = (USERS, PRODUCTS)
 
@@ -168,7 +171,7 @@ def _finish_one(key: str, complete: bool, pending: dict[str, set[str]], finished
         log.warning("atomic batch %s: undo left for later (%s)", key, exc)
         finished.failed[key] = exc
     else:
-        log.info("atomic batch %s: interrupted, its rows were deleted", key)
+        log.info("atomic batch %s: interrupted, undone", key)
         finished.undone.append(key)
 
 
@@ -196,17 +199,38 @@ def _undo(service: MarkedService, key: str) -> None:
         return
 
 
-def left_behind(key: str, fallback: dict[str, list[int]]) -> dict[str, list[int]]:
-    """The ids the batch ``key`` still has in each database (by its markers).
+@dataclass
+class LeftBehind:
+    """What an interrupted batch still has in each database, by its markers: ``stored``, the
+    ids of rows it inserted that are still there; ``not_restored``, the ids of rows it replaced,
+    updated or deleted whose earlier state is not put back yet."""
 
-    A database that cannot be read is assumed to hold what ``fallback`` says for it.
+    stored: dict[str, list[int]] = field(default_factory=dict)
+    not_restored: dict[str, list[int]] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.stored or self.not_restored)
+
+
+def left_behind(
+    key: str,
+    fallback: dict[str, list[int]],
+    fallback_changed: dict[str, list[int]] | None = None,
+) -> LeftBehind:
+    """What the batch ``key`` still has in each database (by its markers).
+
+    A database that cannot be read is assumed to hold what ``fallback`` (inserted ids) and
+    ``fallback_changed`` (ids replaced, updated or deleted) say for it.
     """
-    left: dict[str, list[int]] = {}
+    left = LeftBehind()
     for service in MARKED:
         try:
-            ids = service.ids(key)
+            ids, earlier = service.ids(key), service.earlier_ids(key)
         except DatabaseError:
             ids = fallback.get(service.name)
+            earlier = (fallback_changed or {}).get(service.name)
         if ids:
-            left[service.name] = ids
+            left.stored[service.name] = ids
+        if earlier:
+            left.not_restored[service.name] = earlier
     return left

@@ -23,6 +23,7 @@ rows refused for the same reasons share one reasons object, stored once.
 """
 
 import functools
+import logging
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from collections.abc import Set as AbstractSet
@@ -47,6 +48,8 @@ from common.data.queries import existing_ids, id_list_param, id_list_sql
 
 Row = tuple[Any, ...]
 Reasons = dict[str, list[str]]
+
+log = logging.getLogger("store.data")
 
 
 def upsert_rows(model: type[models.Model], rows: Sequence[Row]) -> set[int]:
@@ -223,8 +226,10 @@ def _from_database(connection, field: models.Field):
 # Each function takes checked rows of one action and returns the chunk's ``Outcome``:
 # ``(ids, errors, replaced)``: each row's id, or None where it was refused; the refused rows'
 # reasons by position; the positions of upserted rows that replaced a stored one. With
-# ``before`` (a list), the stored rows a change replaces or deletes are appended to it, whole
-# and id first: what an atomic batch needs to put them back if it must be undone.
+# ``before`` (a list), each stored row a change replaces or deletes is appended to it as
+# ``(earlier row, row written or None for a deletion)``, whole rows, id first: what an atomic
+# batch needs to put the earlier rows back if it must be undone, and to see whether someone
+# changed them since (see :func:`undo_marked_batch`).
 
 Outcome = tuple[list[int | None], dict[int, Reasons], list[int]]
 #: Extra checks of rows about to be written (the orders' references): errors by position.
@@ -242,9 +247,8 @@ def apply_upserts(
     errors = check(rows) if check is not None else {}
     kept = [row for position, row in enumerate(rows) if position not in errors]
     if before is not None:
-        fields = [field.name for field in model._meta.concrete_fields[1:]]
-        stored = stored_rows(model, [row[0] for row in kept], fields)
-        before.extend((row_id, *values) for row_id, values in stored.items())
+        stored = stored_rows(model, [row[0] for row in kept], _value_fields(model))
+        before.extend(((row[0], *stored[row[0]]), row) for row in kept if row[0] in stored)
     existed = upsert_rows(model, kept)
     ids = [None if position in errors else row[0] for position, row in enumerate(rows)]
     replaced = [position for position, row in enumerate(rows) if row[0] in existed]
@@ -266,8 +270,7 @@ def apply_updates(
     stored value. One read of the stored rows, one write of the merged ones.
     ``check(merged rows, stored rows)`` may refuse more (the orders' changed references).
     """
-    fields = [field.name for field in model._meta.concrete_fields[1:]]
-    stored = stored_rows(model, [patch[0] for patch in patches], fields)
+    stored = stored_rows(model, [patch[0] for patch in patches], _value_fields(model))
     errors: dict[int, Reasons] = {}
     merged: list[Row] = []
     merged_positions: list[int] = []
@@ -294,7 +297,11 @@ def apply_updates(
             errors[merged_positions[offset]] = reasons
     written = [row for row, p in zip(merged, merged_positions, strict=True) if p not in errors]
     if before is not None:
-        before.extend(row for row, p in zip(old, merged_positions, strict=True) if p not in errors)
+        before.extend(
+            (was, row)
+            for was, row, p in zip(old, merged, merged_positions, strict=True)
+            if p not in errors
+        )
     upsert_rows(model, written)
     ids = [None if position in errors else patch[0] for position, patch in enumerate(patches)]
     return ids, errors, []
@@ -312,9 +319,8 @@ def apply_deletions(
     which the caller holds); the others are refused, saying what still points at them."""
     deletable = [row_id for row_id in ids if row_id not in referenced]
     if before is not None:
-        fields = [field.name for field in model._meta.concrete_fields[1:]]
-        stored = stored_rows(model, deletable, fields)
-        before.extend((row_id, *values) for row_id, values in stored.items())
+        stored = stored_rows(model, deletable, _value_fields(model))
+        before.extend(((row_id, *values), None) for row_id, values in stored.items())
     deleted = delete_returning(model, deletable)
     errors: dict[int, Reasons] = {}
     shared: dict[tuple, Reasons] = {}
@@ -326,6 +332,11 @@ def apply_deletions(
         elif row_id not in deleted:
             errors[position] = not_found
     return [None if p in errors else row_id for p, row_id in enumerate(ids)], errors, []
+
+
+def _value_fields(model: type[models.Model]) -> list[str]:
+    """The model's fields but its id, in table order (a whole row is the id and these)."""
+    return [field.name for field in model._meta.concrete_fields[1:]]
 
 
 def _still_referenced(counts: dict[str, int]) -> Reasons:
@@ -356,11 +367,19 @@ def undo_marked_batch(
     model: type[models.Model], ledger: Ledger, *, keep: AbstractSet[int] = frozenset()
 ) -> list[int]:
     """Delete the rows a marker lists (except ``keep``), put back the earlier state of the rows
-    it replaced or deleted, and drop its chunk keys and the marker itself.
+    it replaced, updated or deleted, and drop its chunk keys and the marker itself.
 
     Call inside a transaction on the model's database; returns the ids deleted (none if the
     marker is gone: someone undid it first). On PostgreSQL the marker row is locked first, so
     two undos of one marker run one after the other and the second finds nothing.
+
+    An earlier row goes back only where the batch's change is still what is stored: a row it
+    deleted only if its id is still free, a row it replaced or updated only if it still holds
+    what the batch wrote. Between the batch's first commit and its undo those rows are visible
+    and writable like any other, and a client whose later write was answered with a success
+    must not lose it to an undo; such rows keep the later write (a warning counts them).
+    Nothing the undo writes can leave an order pointing nowhere: it deletes only rows the batch
+    inserted, through the caller's deletion guards, and putting a row back never removes one.
     """
     ledger_model, key = ledger
     stored = (
@@ -375,6 +394,54 @@ def undo_marked_batch(
     ids = [i for i in marker["ids"] if i not in keep]
     bulk.delete_ids(model, ids)
     if marker.get("before"):
-        upsert_rows(model, [tuple(row) for row in marker["before"]])
+        kept_later = put_back(model, marker["before"], marker.get("after", []))
+        if kept_later:
+            log.warning(
+                "atomic batch %s: %d %s changed since the batch wrote them keep that change",
+                key,
+                kept_later,
+                model._meta.db_table,
+            )
     bulk.forget_keys(ledger_model, [*marker["ledger_keys"], key])
     return ids
+
+
+def put_back(model: type[models.Model], earlier: Sequence[Sequence], written: Sequence[Sequence]):
+    """Write ``earlier`` rows back (whole, id first) where ``written`` (the rows a change wrote,
+    by id; a row missing there was deleted) is still what is stored; returns how many were not,
+    and were left as they are. Values as JSON gave them back (a price as a string) are fine:
+    each is turned into its field's type first.
+
+    Call inside a transaction on the model's database: two statements, whatever the number.
+    """
+    connection = _connection_in_transaction(model)
+    to_python = [field.to_python for field in model._meta.concrete_fields]
+
+    def typed(row: Sequence) -> Row:
+        return tuple(convert(value) for convert, value in zip(to_python, row, strict=True))
+
+    after = {row[0]: typed(row) for row in written}
+    deleted = [typed(row) for row in earlier if row[0] not in after]
+    changed = [(typed(row), after[row[0]]) for row in earlier if row[0] in after]
+    table, columns = _names(connection, model)
+    same = "IS" if connection.vendor == "sqlite" else "IS NOT DISTINCT FROM"
+    restored = 0
+    with connection.cursor() as cursor:
+        if deleted:
+            # Back where the id is still free (someone may have stored another row under it).
+            cursor.executemany(
+                f"INSERT INTO {table} ({', '.join(columns)}) "
+                f"VALUES ({', '.join(['%s'] * len(columns))}) "
+                f"ON CONFLICT ({columns[0]}) DO NOTHING",
+                deleted,
+            )
+            restored += cursor.rowcount
+        if changed:
+            cursor.executemany(
+                f"UPDATE {table} SET {', '.join(f'{c} = %s' for c in columns[1:])} "
+                f"WHERE {columns[0]} = %s AND "
+                + " AND ".join(f"{c} {same} %s" for c in columns[1:]),
+                [(*was[1:], was[0], *now[1:]) for was, now in changed],
+            )
+            restored += cursor.rowcount
+    return len(deleted) + len(changed) - restored
