@@ -129,6 +129,13 @@ def forget_batch(key: str, marked: Collection[str]) -> None:
         log.warning("atomic batch %s is complete; its markers stay for now (%s)", key, exc)
 
 
+def recorded_chunks(service_name: str, prefix: str) -> set[str]:
+    """The write-ledger keys starting with ``prefix`` in the service's database (one indexed
+    lookup): chunks a run under the same ledger key committed before, which a re-run reuses
+    and must not list in its own markers (undoing it would take the earlier run's rows)."""
+    return set(next(s for s in MARKED if s.name == service_name).keys(prefix))
+
+
 def any_markers() -> bool:
     """Whether any database holds a batch marker: three indexed lookups, the normal path."""
     return bool(order_services.orders_batch_keys(PREFIX)) or any(

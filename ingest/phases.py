@@ -74,6 +74,10 @@ class _Section:
     )
     before: list | None = None  # rows replaced or deleted (atomic batches only)
     ledger_keys: list[str] = field(default_factory=list)  # chunk keys written (atomic only)
+    # Chunks a run under the same ledger key recorded before (a job run again after its batch
+    # committed): reused, not written, so not this batch's to undo (atomic only).
+    replayed: set[str] = field(default_factory=set)
+    replayed_ids: set[int] = field(default_factory=set)
 
     def finish(self) -> None:
         """Put the ids into the result, in request order."""
@@ -145,7 +149,9 @@ def _write_step(
                 raise
             fold_failure(checked, start, chunk, exc, section.result)
         else:
-            if ledger_key is not None:
+            if ledger_key in section.replayed:
+                section.replayed_ids.update(i for i in ids if i is not None)
+            elif ledger_key is not None:
                 section.ledger_keys.append(ledger_key)
             outcome = (ids, errors, replaced)
             _fold(section, resource, action, chunk, checked.positions[start:], outcome)
@@ -216,6 +222,11 @@ def _all_or_nothing(sections: dict[str, _Section], results: IngestResult, run: R
             _held_transactions(stack, committed)
             if any(section.result.skipped for section in sections.values()):
                 raise Rejected
+            for resource in (USERS, PRODUCTS):
+                prefix = run.ledger(resource)
+                if prefix is not None:
+                    replayed = atomic_batches.recorded_chunks(resource.name, f"{prefix}:")
+                    sections[resource.name].replayed = replayed
             _write_phases(sections, run, in_held_transactions=True)
             if any(section.result.skipped for section in sections.values()):
                 raise Rejected
@@ -239,10 +250,11 @@ def _mark(key: str, sections: dict[str, _Section]) -> list[str]:
     marked = []
     for service in atomic_batches.MARKED:
         section = sections[service.name]
-        if section.result.inserted_ids or section.before or section.ledger_keys:
+        ids = [i for i in section.result.inserted_ids if i not in section.replayed_ids]
+        if ids or section.before or section.ledger_keys:
             service.mark(
                 key,
-                ids=section.result.inserted_ids,
+                ids=ids,
                 ledger_keys=section.ledger_keys,
                 before=section.before or [],
             )

@@ -18,6 +18,7 @@ from django.db import OperationalError, connections
 
 from common.data import bulk, changes
 from ingest import pipeline
+from ingest.records import decode_batch
 from orders_svc.models import Order, OrderWriteLedger
 from products_svc.models import Product, ProductWriteLedger
 from users_svc.models import User, UserWriteLedger
@@ -357,3 +358,39 @@ def test_rows_changed_after_the_batch_committed_them_keep_the_later_change(api, 
     ]
     assert (products, orders) == SEEDED[1:]
     assert markers() == []
+
+
+# --- a re-run of a batch that was complete ----------------------------------------------------
+
+
+def test_a_rerun_of_a_complete_job_whose_commit_fails_takes_nothing_of_the_first_run_back(
+    api, monkeypatch
+):
+    """A job's atomic batch committed everywhere, then its worker died before the job was
+    marked done: the job runs again under the same ledger key, and every chunk's recorded
+    outcome is reused (nothing written twice). If a commit of that second run fails, its undo
+    must not delete the rows the first run inserted (nor drop the first run's ledger rows):
+    the second run inserted nothing."""
+    seed(api)
+    batch = decode_batch(json.dumps(MIXED).encode())
+    first = pipeline.ingest(batch, atomic=True, ledger_key="job:rerun")
+    assert not first.rejected
+    clean = after_one_clean_run()
+    assert clean == CLEAN
+
+    fail_commit_once(monkeypatch, "orders")
+    with pytest.raises(pipeline.WriteFailed) as failed:
+        pipeline.ingest(
+            decode_batch(json.dumps(MIXED).encode()), atomic=True, ledger_key="job:rerun"
+        )
+    monkeypatch.undo()
+
+    assert failed.value.left_behind == {}
+    assert failed.value.not_restored == {}
+    assert after_one_clean_run() == CLEAN
+    assert markers() == []
+    again = pipeline.ingest(
+        decode_batch(json.dumps(MIXED).encode()), atomic=True, ledger_key="job:rerun"
+    )
+    assert again.users.inserted_ids == first.users.inserted_ids  # the recorded outcome
+    assert after_one_clean_run() == CLEAN
