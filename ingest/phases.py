@@ -45,6 +45,7 @@ from ingest.records import Batch
 from ingest.resources import ORDERS, PRODUCTS, USERS, Resource
 from ingest.results import IngestResult, ResourceResult, duplicate_reason, fold_failure
 from ingest.runs import Run
+from orders_svc import services as order_services
 from orders_svc.models import ORDERS_DB
 from products_svc.models import PRODUCTS_DB
 from users_svc.models import USERS_DB
@@ -183,13 +184,22 @@ def _fold(
 
 def _held_transactions(stack: ExitStack, committed: list[str] | None = None) -> None:
     """Enter one transaction per database in the global lock order (orders, products, users;
-    the batch lock first in orders, as in ``ingest.checked_first``)."""
+    the batch lock first in orders, then the orders writers' lock, as in
+    ``ingest.checked_first``).
+
+    The orders lock is taken here, before any row of users or products is locked, not when
+    phase 3 first needs it: a deletion guard (SHARE on orders, then the deletion in users) that
+    came in between would wait in users for the batch's row locks while the batch waited in
+    orders for the guard, a cycle through two databases that PostgreSQL never detects (both
+    hang). Taken first, the guard waits in orders before it locks anything.
+    """
     for alias in (ORDERS_DB, PRODUCTS_DB, USERS_DB):
         stack.enter_context(transaction.atomic(using=alias))
         if committed is not None:
             transaction.on_commit(lambda alias=alias: committed.append(alias), using=alias)
         if alias == ORDERS_DB:
             atomic_batches.hold_batch_lock()
+            order_services.lock_orders_for_checked_insert()
 
 
 class _Rehearsed(Exception):
