@@ -11,6 +11,9 @@ that the batch sent again ends in exactly the rows one clean run gives.
 """
 
 import json
+import sqlite3
+import subprocess
+import sys
 from decimal import Decimal
 
 import pytest
@@ -21,6 +24,8 @@ from ingest import pipeline
 from ingest.records import decode_batch
 from orders_svc.models import Order, OrderWriteLedger
 from products_svc.models import Product, ProductWriteLedger
+from tests import live
+from tests.ingest.disks import fill, send
 from users_svc.models import User, UserWriteLedger
 
 pytestmark = pytest.mark.django_db(databases="__all__", transaction=True, reset_sequences=True)
@@ -34,27 +39,25 @@ def post(api, body, query="?atomic=true", **headers):
     )
 
 
+#: Users 1-4, products 1-3 and orders 1-3.
+SEED = {
+    "users": [{"id": i, "name": f"User {i}", "email": f"u{i}@example.com"} for i in range(1, 5)],
+    "products": [
+        {"id": 1, "name": "Laptop", "price": "999.99"},
+        {"id": 2, "name": "Mouse", "price": "25.10"},
+        {"id": 3, "name": "Cable", "price": "0.01"},
+    ],
+    "orders": [
+        {"id": 1, "user_id": 1, "product_id": 1, "quantity": 1},
+        {"id": 2, "user_id": 3, "product_id": 3, "quantity": 2},
+        {"id": 3, "user_id": 2, "product_id": 2, "quantity": 3},
+    ],
+}
+
+
 def seed(api) -> None:
-    """Users 1-4, products 1-3 and orders 1-3, written by an ordinary ingest."""
-    response = post(
-        api,
-        {
-            "users": [
-                {"id": i, "name": f"User {i}", "email": f"u{i}@example.com"} for i in range(1, 5)
-            ],
-            "products": [
-                {"id": 1, "name": "Laptop", "price": "999.99"},
-                {"id": 2, "name": "Mouse", "price": "25.10"},
-                {"id": 3, "name": "Cable", "price": "0.01"},
-            ],
-            "orders": [
-                {"id": 1, "user_id": 1, "product_id": 1, "quantity": 1},
-                {"id": 2, "user_id": 3, "product_id": 3, "quantity": 2},
-                {"id": 3, "user_id": 2, "product_id": 2, "quantity": 3},
-            ],
-        },
-        query="",
-    )
+    """SEED, written by an ordinary ingest."""
+    response = post(api, SEED, query="")
     assert response.status_code == 200
     assert response.json()["errors"] is False, response.json()
 
@@ -394,3 +397,65 @@ def test_a_rerun_of_a_complete_job_whose_commit_fails_takes_nothing_of_the_first
     )
     assert again.users.inserted_ids == first.users.inserted_ids  # the recorded outcome
     assert after_one_clean_run() == CLEAN
+
+
+# --- a real full disk ------------------------------------------------------------------------
+
+
+def test_a_full_disk_under_the_orders_database(api_token, small_disk):
+    """The orders database alone on a full disk: users and products commit (the batch renamed,
+    replaced, deleted and inserted some), the orders commit fails for want of room in the WAL
+    (30,000 new orders, in SQLite's page cache until then), and users and products are put back
+    at once. With room again, the batch sent again is written exactly once."""
+    if connections["orders"].vendor != "sqlite":
+        pytest.skip("the disk test puts a SQLite file on the small disk")
+    orders_db = small_disk / "orders.db"
+    urls = {"ORDERS_DATABASE_URL": f"sqlite:///{orders_db}"}
+    migrated = subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--database", "orders", "-v", "0"],
+        cwd=live.ROOT,
+        env=live.process_env(**urls),
+        capture_output=True,
+        text=True,
+    )
+    assert migrated.returncode == 0, migrated.stderr
+    batch = {
+        **MIXED,
+        "orders": MIXED["orders"]
+        + [{"user_id": 4, "product_id": 1, "quantity": 1} for _ in range(30_000)],
+    }
+
+    def orders() -> list[tuple]:
+        with sqlite3.connect(orders_db) as connection:
+            return connection.execute(
+                "SELECT id, user_id, product_id, quantity FROM orders ORDER BY id"
+            ).fetchall()
+
+    with live.gunicorn(workers=1, threads=2, **urls) as (url, _):
+        status, body = send(f"{url}/ingest/", SEED, api_token, "seed")
+        assert status == 200, body
+        filler = fill(small_disk, leave=256 * 1024)
+        status, body = send(f"{url}/ingest/?atomic=true", batch, api_token, "full-disk")
+        users_and_products = stored()[:2]
+        orders_after_failure = orders()
+        filler.unlink()
+        again, second = send(f"{url}/ingest/?atomic=true", batch, api_token, "full-disk")
+
+    assert status == 503, body
+    assert body["detail"].startswith(
+        f"atomic=true: the orders database failed while committing ({DISK_FULL})"
+    )
+    assert "so nothing was kept" in body["detail"]
+    assert (body["left_behind"], body["not_restored"]) == ({}, {})
+    assert users_and_products == SEEDED[:2]
+    assert orders_after_failure == SEEDED[2]
+
+    assert again == 200, second
+    assert (second["users"]["inserted"], second["orders"]["inserted"]) == (2, 30_001)
+    assert after_one_clean_run()[:2] == CLEAN[:2]
+    stored_orders = orders()
+    assert stored_orders[:2] == [(1, 9, 7, 4), (3, 2, 2, 5)]
+    assert len(stored_orders) == 30_003
+    with sqlite3.connect(orders_db) as connection:
+        assert connection.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    assert markers() == []
