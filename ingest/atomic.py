@@ -10,8 +10,10 @@ the batch's rows in that service and listing their ids. It is committed exactly 
 in the same file, so whatever fails, each database itself says what a batch left there:
 
 * orders commit last, so a batch is complete exactly when its orders marker exists;
-* a users or products marker without an orders marker is an interrupted batch: its rows are
-  deleted, rows and marker in one transaction, through the services' deletion guards.
+* a users or products marker without an orders marker is an interrupted batch: the rows it
+  inserted are deleted (through the services' deletion guards) and the rows it replaced,
+  updated or deleted put back (the marker keeps their earlier state, ``before``, and what the
+  batch wrote over them, ``after``), rows and marker in one transaction.
 
 No extra database is involved, so this holds when the default database is on the same full
 disk. :func:`finish_interrupted` does the undo; the pipeline runs it when a commit fails, at the
@@ -31,6 +33,15 @@ before this rule, or by hand), that row is not deleted: the deletion guards refu
 to leave an order pointing nowhere, and deleting someone else's order is not ours to do. The row
 stays as an ordinary one (a warning names it), everything else of the batch is deleted, and a
 re-sent batch reports that id as a duplicate.
+
+Rows the batch replaced, updated or deleted need no such rule: an undo only ever adds them back,
+so it cannot leave an order pointing nowhere. Until then they are ordinary rows, as the batch
+left them: another client may change one, or store a new row under the id of one the batch
+deleted, and that later write stands (``common.data.changes.put_back`` writes an earlier row
+back only where the batch's own write is still there). Two things are visible meanwhile, and
+only then: an order the batch deleted (in the orders transaction, never committed) points at a
+user or product the batch deleted (committed) until the undo puts it back; and if someone
+stored a new row under that id in between, that order points at the new row afterwards.
 """
 
 import logging

@@ -22,7 +22,8 @@ they share, never each holding a row the other waits for (PostgreSQL would end t
 failing one of them, a chunk lost for nothing).
 
 :func:`undo_marked_batch` undoes what an atomic ingest batch marked (``ingest.atomic``): it
-deletes the rows the batch inserted and writes back the rows it replaced or deleted.
+deletes the rows the batch inserted and writes back the rows it replaced, updated or deleted,
+where nobody changed them since (:func:`put_back`).
 
 :func:`encode_outcome` / :func:`decode_outcome` keep a chunk's outcome small in a write ledger:
 rows refused for the same reasons share one reasons object, stored once.
@@ -291,8 +292,8 @@ def apply_upserts(
         # (SQLite's write lock rules that out): the rows replaced are not the ones kept to put
         # back, and an undo could not undo. The chunk fails; an atomic batch then keeps nothing.
         raise OperationalError(
-            f"{model._meta.db_table} {sorted(existed - stored.keys())[:10]} were stored by "
-            "another request while this batch ran (changed by another request); send it again"
+            f"{model._meta.db_table} with ids {sorted(existed - stored.keys())[:10]} were "
+            "stored by another request while this batch ran; send it again"
         )
     ids = [None if position in errors else row[0] for position, row in enumerate(rows)]
     replaced = [position for position, row in enumerate(rows) if row[0] in existed]
@@ -450,13 +451,17 @@ def undo_marked_batch(
     return ids
 
 
-def put_back(model: type[models.Model], earlier: Sequence[Sequence], written: Sequence[Sequence]):
+def put_back(
+    model: type[models.Model], earlier: Sequence[Sequence], written: Sequence[Sequence]
+) -> int:
     """Write ``earlier`` rows back (whole, id first) where ``written`` (the rows a change wrote,
     by id; a row missing there was deleted) is still what is stored; returns how many were not,
     and were left as they are. Values as JSON gave them back (a price as a string) are fine:
     each is turned into its field's type first.
 
-    Call inside a transaction on the model's database: two statements, whatever the number.
+    Call inside a transaction on the model's database. The undo path, rare: one
+    ``executemany`` for the deleted rows and one for the changed ones (a conditional write per
+    row; the rows of a batch's chunks are thousands, not millions).
     """
     connection = _connection_in_transaction(model)
     to_python = [field.to_python for field in model._meta.concrete_fields]

@@ -222,7 +222,7 @@ def test_an_atomic_upsert_that_meets_a_concurrent_insert_refuses_to_go_on():
     ours.join(30)
 
     assert isinstance(outcome["ours"], DatabaseError), outcome["ours"]
-    assert "changed by another request" in str(outcome["ours"])
+    assert "stored by another request while this batch ran" in str(outcome["ours"])
     assert users() == [(7, "Theirs", "theirs@example.com")]
 
 
