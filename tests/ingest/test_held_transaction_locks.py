@@ -23,6 +23,7 @@ from django.db import connections
 from ingest import phases, pipeline
 from ingest.records import decode_batch
 from ingest.resources import ORDERS
+from orders_svc import services as order_services
 from orders_svc.models import Order
 from tests.factories import make_product, make_user
 from users_svc import services as user_services
@@ -130,3 +131,81 @@ def test_a_user_deletion_during_a_held_batch_waits_for_it_instead_of_hanging_bot
     assert outcome["deletion"] is None  # deleted once the batch was done
     assert not User.objects.filter(id=5).exists()
     assert Order.objects.count() == (1 if mode == "atomic" else 0)
+
+
+@pytest.mark.parametrize("mode", ["atomic", "dry_run"])
+def test_a_held_batch_with_deletions_and_a_plain_ingest_waiting_on_it_do_not_hang(
+    monkeypatch, mode
+):
+    """A plain ingest holds its orders transaction (the orders writers' lock) while it waits
+    for its users to commit (``orders_bulk_insert``'s ``references_ready``); its users wait for
+    the batch, which updated one of them. If the batch took the deletion guards' SHARE lock only
+    in phase 4, it would wait there for that orders transaction: the same cycle across two
+    databases. A batch with deletions of users or products takes it first."""
+    for number in range(1, 6):
+        make_user(name=f"User {number}", email=f"u{number}@example.com")
+    make_product()
+    make_product(name="Cable", price="1.00")
+    batch = {
+        "users": [{"id": 5, "name": "Five", "action": "update"}],
+        "products": [{"id": 2, "action": "delete"}],
+    }
+    paused, resume = threading.Event(), threading.Event()
+    real_step = phases._write_step
+
+    def write_step(section, resource, action, run, **kwargs):
+        if resource is ORDERS and action != "delete" and not paused.is_set():
+            paused.set()  # after phase 2 (user 5 updated, not committed), before phase 4
+            assert resume.wait(30)
+        return real_step(section, resource, action, run, **kwargs)
+
+    monkeypatch.setattr(phases, "_write_step", write_step)
+    outcome: dict = {}
+    batch_thread = in_thread(
+        outcome,
+        "batch",
+        lambda: pipeline.ingest(
+            decode_batch(json.dumps(batch).encode()), **{mode: True, "action": "insert"}
+        ),
+    )
+    assert paused.wait(30), "the batch never reached phase 3"
+
+    users_written = threading.Event()
+
+    def plain_users():  # a plain ingest's users writer: user 5 again (it waits for the batch)
+        try:
+            return user_services.users_bulk_insert([(5, "Again", "again@example.com")])
+        finally:
+            users_written.set()
+
+    def plain_orders():  # its orders writer, which waits for the users before it commits
+        def references_ready():
+            in_thread(outcome, "plain users", plain_users)
+            assert users_written.wait(60)
+            return order_services.KnownReferences()
+
+        return order_services.orders_bulk_insert(
+            [[(None, 1, 1, 1)]], references_ready=references_ready
+        )
+
+    plain = in_thread(outcome, "plain orders", plain_orders)
+    try:
+        assert until(lambda: backends_waiting_on_locks(), 10), "the plain ingest did not wait"
+        resume.set()
+        batch_thread.join(timeout=10)
+        hung = batch_thread.is_alive()
+    finally:
+        resume.set()
+        if batch_thread.is_alive():
+            cancel(backends_waiting_on_locks())  # break the cycle, or the test run hangs too
+        batch_thread.join(timeout=30)
+        plain.join(timeout=30)
+
+    assert not hung, "the batch and the plain ingest waited on each other"
+    result = outcome["batch"]
+    assert not isinstance(result, Exception), result
+    assert result.errors is False
+    assert outcome["plain users"] == [None]  # user 5 exists: a duplicate
+    assert not isinstance(outcome["plain orders"], Exception), outcome["plain orders"]
+    assert Order.objects.count() == 1
+    assert User.objects.get(id=5).name == ("Five" if mode == "atomic" else "User 5")
