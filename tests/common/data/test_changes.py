@@ -9,9 +9,11 @@ from decimal import Decimal
 
 import pytest
 from django.db import DatabaseError, OperationalError, connections, transaction
+from msgspec import UNSET
 
 from common.data import changes
 from products_svc.models import PRODUCTS_DB, Product
+from products_svc.rules import check_product
 from users_svc.models import USERS_DB, User
 
 pytestmark = pytest.mark.django_db(databases="__all__", transaction=True, reset_sequences=True)
@@ -62,6 +64,24 @@ def test_upserted_and_stored_prices_round_trip_to_the_cent():
     assert stored == {i: (f"P{i}", price) for i, price in enumerate(PRICES, start=1)}
     assert all(type(price) is Decimal for _, price in stored.values())
     assert [str(price) for _, price in stored.values()] == [str(p) for p in PRICES]
+
+
+def test_an_update_of_names_only_keeps_every_stored_price_as_it_was():
+    """The merged record is checked by the product rule with the stored price in it: a price
+    read back as a float (SQLite) must come back as the decimal that was stored."""
+    rows = [(i, f"P{i}", price) for i, price in enumerate(PRICES, start=1)]
+    with transaction.atomic(using=PRODUCTS_DB):
+        changes.upsert_rows(Product, rows)
+    patches = [(i, f"Renamed {i}", UNSET) for i in range(1, len(PRICES) + 1)]
+    before: list = []
+    with transaction.atomic(using=PRODUCTS_DB):
+        ids, errors, _ = changes.apply_updates(
+            Product, patches, rule=check_product, not_found={}, before=before
+        )
+    assert errors == {}
+    assert ids == [1, 2, 3, 4]
+    assert products() == [(i, f"Renamed {i}", price) for i, price in enumerate(PRICES, start=1)]
+    assert before == [((i, f"P{i}", p), (i, f"Renamed {i}", p)) for i, p in enumerate(PRICES, 1)]
 
 
 def test_delete_returning_says_which_ids_existed():
