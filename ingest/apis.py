@@ -193,8 +193,9 @@ class IngestView(APIView):
             503: OpenApiResponse(
                 response=AtomicWriteFailedSerializer,
                 description="atomic=true and a database failed while committing: what was "
-                "already committed elsewhere is deleted again; `left_behind` lists what could "
-                "not be yet (removed automatically, see `ingest.atomic`). Send the batch again.",
+                "already committed elsewhere is undone again; `left_behind` and `not_restored` "
+                "list what could not be yet (undone automatically, see `ingest.atomic`). Send "
+                "the batch again.",
             ),
         },
         examples=[

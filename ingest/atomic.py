@@ -10,8 +10,10 @@ the batch's rows in that service and listing their ids. It is committed exactly 
 in the same file, so whatever fails, each database itself says what a batch left there:
 
 * orders commit last, so a batch is complete exactly when its orders marker exists;
-* a users or products marker without an orders marker is an interrupted batch: its rows are
-  deleted, rows and marker in one transaction, through the services' deletion guards.
+* a users or products marker without an orders marker is an interrupted batch: the rows it
+  inserted are deleted (through the services' deletion guards) and the rows it replaced,
+  updated or deleted put back (the marker keeps their earlier state, ``before``, and what the
+  batch wrote over them, ``after``), rows and marker in one transaction.
 
 No extra database is involved, so this holds when the default database is on the same full
 disk. :func:`finish_interrupted` does the undo; the pipeline runs it when a commit fails, at the
@@ -31,6 +33,15 @@ before this rule, or by hand), that row is not deleted: the deletion guards refu
 to leave an order pointing nowhere, and deleting someone else's order is not ours to do. The row
 stays as an ordinary one (a warning names it), everything else of the batch is deleted, and a
 re-sent batch reports that id as a duplicate.
+
+Rows the batch replaced, updated or deleted need no such rule: an undo only ever adds them back,
+so it cannot leave an order pointing nowhere. Until then they are ordinary rows, as the batch
+left them: another client may change one, or store a new row under the id of one the batch
+deleted, and that later write stands (``common.data.changes.put_back`` writes an earlier row
+back only where the batch's own write is still there). Two things are visible meanwhile, and
+only then: an order the batch deleted (in the orders transaction, never committed) points at a
+user or product the batch deleted (committed) until the undo puts it back; and if someone
+stored a new row under that id in between, that order points at the new row afterwards.
 """
 
 import logging
@@ -64,9 +75,10 @@ class MarkedService:
     mark: Callable[..., None]  # (key, *, ids, ledger_keys), in the caller's transaction
     recorded: Callable[[Sequence[str]], set[str]]  # chunk keys a re-run will not write again
     keys: Callable[[str], list[str]]
-    ids: Callable[[str], list[int] | None]
+    ids: Callable[[str], list[int] | None]  # rows the batch inserted
     undo: Callable[..., list[int]]  # (key, *, keep) -> ids deleted
     forget: Callable[[str], None]
+    earlier_ids: Callable[[str], list[int] | None]  # rows replaced, updated or deleted
 
 
 USERS = MarkedService(
@@ -78,6 +90,7 @@ USERS = MarkedService(
     user_services.users_batch_ids,
     user_services.users_undo_batch,
     user_services.users_forget_batch,
+    user_services.users_batch_earlier_ids,
 )
 PRODUCTS = MarkedService(
     "products",
@@ -88,6 +101,7 @@ PRODUCTS = MarkedService(
     product_services.products_batch_ids,
     product_services.products_undo_batch,
     product_services.products_forget_batch,
+    product_services.products_batch_earlier_ids,
 )
 MARKED = (USERS, PRODUCTS)
 
@@ -124,6 +138,13 @@ def forget_batch(key: str, marked: Collection[str]) -> None:
         order_services.orders_forget_batch(key)  # last: see the module docstring
     except DatabaseError as exc:
         log.warning("atomic batch %s is complete; its markers stay for now (%s)", key, exc)
+
+
+def recorded_chunks(service_name: str, prefix: str) -> set[str]:
+    """The write-ledger keys starting with ``prefix`` in the service's database (one indexed
+    lookup): chunks a run under the same ledger key committed before, which a re-run reuses
+    and must not list in its own markers (undoing it would take the earlier run's rows)."""
+    return set(next(s for s in MARKED if s.name == service_name).keys(prefix))
 
 
 def any_markers() -> bool:
@@ -168,7 +189,7 @@ def _finish_one(key: str, complete: bool, pending: dict[str, set[str]], finished
         log.warning("atomic batch %s: undo left for later (%s)", key, exc)
         finished.failed[key] = exc
     else:
-        log.info("atomic batch %s: interrupted, its rows were deleted", key)
+        log.info("atomic batch %s: interrupted, undone", key)
         finished.undone.append(key)
 
 
@@ -196,17 +217,38 @@ def _undo(service: MarkedService, key: str) -> None:
         return
 
 
-def left_behind(key: str, fallback: dict[str, list[int]]) -> dict[str, list[int]]:
-    """The ids the batch ``key`` still has in each database (by its markers).
+@dataclass
+class LeftBehind:
+    """What an interrupted batch still has in each database, by its markers: ``stored``, the
+    ids of rows it inserted that are still there; ``not_restored``, the ids of rows it replaced,
+    updated or deleted whose earlier state is not put back yet."""
 
-    A database that cannot be read is assumed to hold what ``fallback`` says for it.
+    stored: dict[str, list[int]] = field(default_factory=dict)
+    not_restored: dict[str, list[int]] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.stored or self.not_restored)
+
+
+def left_behind(
+    key: str,
+    fallback: dict[str, list[int]],
+    fallback_changed: dict[str, list[int]] | None = None,
+) -> LeftBehind:
+    """What the batch ``key`` still has in each database (by its markers).
+
+    A database that cannot be read is assumed to hold what ``fallback`` (inserted ids) and
+    ``fallback_changed`` (ids replaced, updated or deleted) say for it.
     """
-    left: dict[str, list[int]] = {}
+    left = LeftBehind()
     for service in MARKED:
         try:
-            ids = service.ids(key)
+            ids, earlier = service.ids(key), service.earlier_ids(key)
         except DatabaseError:
             ids = fallback.get(service.name)
+            earlier = (fallback_changed or {}).get(service.name)
         if ids:
-            left[service.name] = ids
+            left.stored[service.name] = ids
+        if earlier:
+            left.not_restored[service.name] = earlier
     return left

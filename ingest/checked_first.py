@@ -241,22 +241,57 @@ def undo_failed_commit(
     if key in finished.complete:
         return None
     sections = {USERS_DB: results.users, PRODUCTS_DB: results.products}
-    fallback = {names[a]: sections[a].inserted_ids for a in committed if a in sections}
-    left = atomic_batches.left_behind(key, fallback)
+    done = [(names[a], sections[a]) for a in committed if a in sections]
+    # What the batch did in each committed database, should its markers not be readable.
+    fallback = {name: section.inserted_ids for name, section in done}
+    changed = {name: sorted(section.updated_ids + section.deleted_ids) for name, section in done}
+    left = atomic_batches.left_behind(key, fallback, changed)
     what = f"atomic=true: the {failed} database failed while committing ({exc})"
     if not left:
+        if not any(changed.values()):
+            return WriteFailed(
+                f"{what}; the rows already committed in {' and '.join(sorted(fallback))} "
+                "were deleted again, so nothing was kept. Send the batch again once the "
+                "database is back."
+            )
         return WriteFailed(
-            f"{what}; the rows already committed in {' and '.join(sorted(fallback))} were "
-            "deleted again, so nothing was kept. Send the batch again once the database is back."
+            f"{what}; what was already committed in {' and '.join(sorted(fallback))} was "
+            "undone (rows it inserted deleted again, rows it replaced, updated or deleted put "
+            "back), so nothing was kept. Send the batch again once the database is back."
         )
-    counts = " and ".join(f"{len(ids)} {name}" for name, ids in left.items())
     undo_exc = finished.failed.get(key)
     why = f" ({undo_exc})" if undo_exc is not None else ""
+    parts = []
+    if left.stored:
+        parts.append(f"{_counted(left.stored)} of this batch are still stored (ids in left_behind)")
+    if left.not_restored:
+        parts.append(
+            f"{_counted(left.not_restored)} it replaced, updated or deleted are not put back "
+            "yet (ids in not_restored)"
+        )
+    if not left.not_restored:
+        then = (
+            "they are recorded as an unfinished batch and will be removed automatically as "
+            "soon as the database allows"
+        )
+    else:
+        then = (
+            "this is recorded as an unfinished batch and will be undone automatically (rows "
+            "it inserted removed, the others put back) as soon as the database allows"
+        )
     return WriteFailed(
-        f"{what}, and deleting what was already committed failed too{why}. {counts} "
-        "of this batch are still stored (ids in left_behind); they are recorded as an "
-        "unfinished batch and will be removed automatically as soon as the database allows: "
-        "at the latest on the next ingest request or by the job reaper. Then send the batch "
-        "again: it will be written exactly once.",
-        left_behind=left,
+        f"{what}, and undoing what was already committed failed too{why}. "
+        f"{' and '.join(parts)}; {then}: at the latest on the next ingest request or by the "
+        "job reaper. Then send the batch again: it will be written exactly once.",
+        left_behind=left.stored,
+        not_restored=left.not_restored,
+    )
+
+
+def _counted(ids_by_type: dict[str, list[int]]) -> str:
+    """``{"users": [1, 2], "products": [7]}`` as "2 users and 1 product"."""
+    singular = {USERS.name: USERS.singular, PRODUCTS.name: PRODUCTS.singular}
+    return " and ".join(
+        f"{len(ids)} {name if len(ids) != 1 else singular[name]}"
+        for name, ids in ids_by_type.items()
     )

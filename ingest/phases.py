@@ -47,6 +47,7 @@ from ingest.resources import ORDERS, PRODUCTS, USERS, Resource
 from ingest.results import IngestResult, ResourceResult, duplicate_reason, fold_failure
 from ingest.runs import Run
 from ingest.writers import WriterPool, writers_for
+from orders_svc import services as order_services
 from orders_svc.models import ORDERS_DB
 from products_svc.models import PRODUCTS_DB
 from users_svc.models import USERS_DB
@@ -76,6 +77,10 @@ class _Section:
     )
     before: list | None = None  # rows replaced or deleted (atomic batches only)
     ledger_keys: list[str] = field(default_factory=list)  # chunk keys written (atomic only)
+    # Chunks a run under the same ledger key recorded before (a job run again after its batch
+    # committed): reused, not written, so not this batch's to undo (atomic only).
+    replayed: set[str] = field(default_factory=set)
+    replayed_ids: set[int] = field(default_factory=set)
 
     def finish(self) -> None:
         """Put the ids into the result, in request order."""
@@ -199,7 +204,9 @@ def _write_step(
                 raise
             fold_failure(checked, start, chunk, exc, section.result)
         else:
-            if ledger_key is not None:
+            if ledger_key in section.replayed:
+                section.replayed_ids.update(i for i in ids if i is not None)
+            elif ledger_key is not None:
                 section.ledger_keys.append(ledger_key)
             outcome = (ids, errors, replaced)
             _fold(section, resource, action, chunk, checked.positions[start:], outcome)
@@ -229,15 +236,36 @@ def _fold(
             done.append((index, stored_id))
 
 
-def _held_transactions(stack: ExitStack, committed: list[str] | None = None) -> None:
+def _held_transactions(
+    stack: ExitStack, committed: list[str] | None = None, *, deletions: bool
+) -> None:
     """Enter one transaction per database in the global lock order (orders, products, users;
-    the batch lock first in orders, as in ``ingest.checked_first``)."""
+    the batch lock first in orders, then the orders locks, as in ``ingest.checked_first``).
+
+    The orders locks are taken here, before any row of users or products is locked, not when
+    a phase first needs them. The writers' lock (phase 3's): a deletion guard (SHARE on orders,
+    then the deletion in users) that came in between would wait in users for the batch's row
+    locks while the batch waited in orders for the guard, a cycle through two databases that
+    PostgreSQL never detects (both hang); taken first, the guard waits in orders before it
+    locks anything. The guards' lock (phase 4's, with ``deletions`` of users or products): a
+    plain ingest holds its orders transaction while its users are written, and those may wait
+    for a user the batch changed; the batch waiting in phase 4 for that orders transaction
+    would close the same kind of cycle.
+    """
     for alias in (ORDERS_DB, PRODUCTS_DB, USERS_DB):
         stack.enter_context(transaction.atomic(using=alias))
         if committed is not None:
             transaction.on_commit(lambda alias=alias: committed.append(alias), using=alias)
         if alias == ORDERS_DB:
             atomic_batches.hold_batch_lock()
+            order_services.lock_orders_for_checked_insert()
+            if deletions:
+                order_services.lock_orders_for_deletions()
+
+
+def _deletes_referenced_rows(sections: dict[str, _Section]) -> bool:
+    """Whether the batch deletes users or products (phase 4, under the deletion guards)."""
+    return any(sections[r.name].records.by_action[DELETE].rows for r in (USERS, PRODUCTS))
 
 
 class _Rehearsed(Exception):
@@ -248,7 +276,7 @@ def _rehearse(sections: dict[str, _Section], run: Run) -> None:
     """A dry run: every phase in transactions that are rolled back; the verdicts stay."""
     try:
         with ExitStack() as stack:
-            _held_transactions(stack)
+            _held_transactions(stack, deletions=_deletes_referenced_rows(sections))
             _write_phases(sections, run, in_held_transactions=True)
             raise _Rehearsed
     except _Rehearsed:
@@ -267,9 +295,14 @@ def _all_or_nothing(sections: dict[str, _Section], results: IngestResult, run: R
         sections[name].before = []
     try:
         with ExitStack() as stack:
-            _held_transactions(stack, committed)
+            _held_transactions(stack, committed, deletions=_deletes_referenced_rows(sections))
             if any(section.result.skipped for section in sections.values()):
                 raise Rejected
+            for resource in (USERS, PRODUCTS):
+                prefix = run.ledger(resource)
+                if prefix is not None:
+                    replayed = atomic_batches.recorded_chunks(resource.name, f"{prefix}:")
+                    sections[resource.name].replayed = replayed
             _write_phases(sections, run, in_held_transactions=True)
             if any(section.result.skipped for section in sections.values()):
                 raise Rejected
@@ -293,10 +326,11 @@ def _mark(key: str, sections: dict[str, _Section]) -> list[str]:
     marked = []
     for service in atomic_batches.MARKED:
         section = sections[service.name]
-        if section.result.inserted_ids or section.before or section.ledger_keys:
+        ids = [i for i in section.result.inserted_ids if i not in section.replayed_ids]
+        if ids or section.before or section.ledger_keys:
             service.mark(
                 key,
-                ids=section.result.inserted_ids,
+                ids=ids,
                 ledger_keys=section.ledger_keys,
                 before=section.before or [],
             )

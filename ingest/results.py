@@ -144,17 +144,31 @@ class IngestResult:
 class WriteFailed(Exception):
     """An atomic batch could not be written (a 503): what happened, and the ids left behind.
 
-    ``left_behind`` lists, per type, ids still stored that will be removed automatically (see
-    ``ingest.atomic``); ``as_dict()`` is the response body.
+    ``left_behind`` lists, per type, ids of rows the batch inserted that are still stored and
+    will be removed automatically; ``not_restored`` the ids of rows it replaced, updated or
+    deleted whose earlier state is not put back yet, which will be (see ``ingest.atomic``);
+    ``as_dict()`` is the response body.
     """
 
-    def __init__(self, detail: str, *, left_behind: dict[str, list[int]] | None = None) -> None:
+    def __init__(
+        self,
+        detail: str,
+        *,
+        left_behind: dict[str, list[int]] | None = None,
+        not_restored: dict[str, list[int]] | None = None,
+    ) -> None:
         super().__init__(detail)
         self.detail = detail
         self.left_behind = left_behind or {}
+        self.not_restored = not_restored or {}
 
     def as_dict(self) -> dict[str, Any]:
-        return {"detail": self.detail, "code": "unavailable", "left_behind": self.left_behind}
+        return {
+            "detail": self.detail,
+            "code": "unavailable",
+            "left_behind": self.left_behind,
+            "not_restored": self.not_restored,
+        }
 
 
 # --- folding the written chunks into the result ---------------------------------------------------

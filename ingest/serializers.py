@@ -105,6 +105,11 @@ class AtomicWriteFailedSerializer(ErrorSerializer):
         help_text="Ids still stored per type (`users`, `products`), removed automatically as "
         "soon as the database lets the service; empty when nothing was kept.",
     )
+    not_restored = serializers.DictField(
+        child=serializers.ListField(child=serializers.IntegerField()),
+        help_text="Ids per type of rows the batch replaced, updated or deleted whose earlier "
+        "state is not put back yet; put back automatically like the others are removed.",
+    )
 
 
 class ResourceResultSerializer(serializers.Serializer):

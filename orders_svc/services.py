@@ -291,6 +291,12 @@ def lock_orders_for_checked_insert() -> None:
     lock_for_checked_insert(ORDERS_DB, ORDERS_TABLE)
 
 
+def lock_orders_for_deletions() -> None:
+    """Take the lock the deletion guards take (inside a transaction): no other transaction
+    writes orders until this one ends."""
+    lock_out_inserts(ORDERS_DB, ORDERS_TABLE)
+
+
 def orders_referencing(field: str, ids: Collection[int]) -> set[int]:
     """Which of ``ids`` (of users or products, by ``field``) at least one order points at."""
     assert field in ("user_id", "product_id"), f"orders reference users and products, not {field}"

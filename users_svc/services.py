@@ -140,8 +140,15 @@ def users_batch_ids(key: str) -> list[int] | None:
     return bulk.marked_ids((UserWriteLedger, key))
 
 
+def users_batch_earlier_ids(key: str) -> list[int] | None:
+    """The users ids whose earlier state the batch marker ``key`` keeps (rows the batch
+    replaced, updated or deleted), or None if there is no such marker."""
+    return bulk.marked_earlier_ids((UserWriteLedger, key))
+
+
 def users_undo_batch(key: str, *, keep: Collection[int] = frozenset()) -> list[int]:
-    """Delete the users an interrupted batch inserted (but ``keep``) and its marker, all or none.
+    """Delete the users an interrupted batch inserted (but ``keep``), put back those it replaced,
+    updated or deleted, and drop its marker, all or none.
 
     The deletion guards run as for any deletion: ``RecordReferenced`` if an order points at one
     of the ids to delete. Returns the ids deleted.

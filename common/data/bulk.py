@@ -305,7 +305,10 @@ def delete_ids(model: type[models.Model], ids: Sequence[int]) -> None:
 #
 # A marker is a ledger row written in the same transaction as the rows it lists, so that a
 # write whose other half failed can be undone later from what the database itself recorded:
-# ``{"ids": [ids inserted], "ledger_keys": [chunk keys recorded alongside]}``.
+# ``{"ids": [ids inserted], "ledger_keys": [chunk keys recorded alongside]}``, and for a batch
+# that also changed stored rows ``"before"`` (their earlier state, whole rows) and ``"after"``
+# (what it wrote over those it replaced or updated; the others it deleted): see
+# ``common.data.changes.undo_marked_batch``.
 
 
 #: Where markers' keys start (``atomic:<batch>``); keys range up to, not including, "atomic;".
@@ -353,17 +356,30 @@ def forget_keys(ledger_model: type[models.Model], keys: Sequence[str]) -> None:
 
 
 def record_marker(
-    ledger: Ledger, ids: Sequence[int], ledger_keys: Sequence[str], before: Sequence[Row] = ()
+    ledger: Ledger,
+    ids: Sequence[int],
+    ledger_keys: Sequence[str],
+    before: Sequence[tuple[Row, Row | None]] = (),
 ) -> None:
-    """Record, in the caller's transaction, the rows it inserted, the chunk keys it wrote and
-    ``before``: the earlier state of the rows it replaced or deleted (whole rows, id first)."""
+    """Record, in the caller's transaction, the rows it inserted, the chunk keys it wrote and,
+    in ``before``, ``(earlier row, row written or None)`` for each row it replaced or updated
+    (the row written) or deleted (None): whole rows, id first, as ``common.data.changes``
+    collects them."""
     marker: dict[str, Any] = {"ids": list(ids), "ledger_keys": list(ledger_keys)}
     if before:
-        marker["before"] = [list(row) for row in before]
+        marker["before"] = [earlier for earlier, _ in before]
+        marker["after"] = [written for _, written in before if written is not None]
     record_outcome(ledger, marker)
 
 
 def marked_ids(ledger: Ledger) -> list[int] | None:
-    """The ids a marker lists, or None if there is no such marker."""
+    """The ids a marker lists (rows inserted), or None if there is no such marker."""
     marker = recorded_outcome(ledger)
     return None if marker is None else marker["ids"]
+
+
+def marked_earlier_ids(ledger: Ledger) -> list[int] | None:
+    """The ids of the rows a marker keeps the earlier state of (rows its write replaced,
+    updated or deleted, to be put back by an undo), or None if there is no such marker."""
+    marker = recorded_outcome(ledger)
+    return None if marker is None else sorted(row[0] for row in marker.get("before", ()))

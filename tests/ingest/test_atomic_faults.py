@@ -9,17 +9,11 @@ user that an order points at by then.
 """
 
 import json
-import os
-import sqlite3
 import subprocess
 import sys
-import tempfile
 import threading
-import urllib.error
-import urllib.request
 import uuid
 from io import StringIO
-from pathlib import Path
 
 import pytest
 from django.core.management import call_command
@@ -34,6 +28,7 @@ from orders_svc.models import Order, OrderWriteLedger
 from products_svc.models import Product, ProductWriteLedger
 from tests import live
 from tests.factories import make_product
+from tests.ingest.disks import count, fill, send
 from users_svc.models import User, UserWriteLedger
 
 pytestmark = pytest.mark.django_db(databases="__all__", transaction=True, reset_sequences=True)
@@ -315,63 +310,6 @@ def test_the_recovery_waits_for_a_batch_that_is_still_committing(monkeypatch):
 # --- a real full disk ------------------------------------------------------------------------
 
 
-@pytest.fixture
-def small_disk():
-    """A 4 MiB tmpfs, unmounted afterwards; the test is skipped where it cannot be mounted."""
-    directory = Path(tempfile.mkdtemp(prefix="full-disk-"))
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(directory)],
-        capture_output=True,
-        text=True,
-    )
-    if mounted.returncode != 0:
-        directory.rmdir()
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip() or mounted.returncode}")
-    try:
-        yield directory
-    finally:
-        subprocess.run(["umount", "-l", str(directory)], check=False)
-        directory.rmdir()
-
-
-def fill(directory: Path, leave: int) -> Path:
-    """Fill the file system of ``directory`` up to ``leave`` free bytes; returns the filler."""
-    filler = directory / "filler"
-    with open(filler, "wb") as out:
-        try:
-            while True:
-                out.write(b"\0" * 65536)
-                out.flush()
-        except OSError:  # ENOSPC: full
-            pass
-    os.truncate(filler, max(0, filler.stat().st_size - leave))
-    return filler
-
-
-def send(url: str, batch: dict, token: str, key: str) -> tuple[int, dict]:
-    """POST a batch with an Idempotency-Key, as a client that retries would."""
-    request = urllib.request.Request(
-        url,
-        data=json.dumps(batch).encode(),
-        method="POST",
-        headers={
-            "Content-Type": "application/json",
-            "Authorization": f"Token {token}",
-            "Idempotency-Key": key,
-        },
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=120) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
-
-
-def count(database: Path, sql: str) -> tuple:
-    with sqlite3.connect(database) as connection:
-        return connection.execute(sql).fetchone()
-
-
 MARKERS_SQL = "SELECT COUNT(*) FROM {table} WHERE key >= 'atomic:' AND key < 'atomic;'"
 
 
@@ -461,9 +399,9 @@ def test_an_atomic_job_a_database_fails_keeps_the_503_body_as_its_result(api, mo
     monkeypatch.undo()
     left = sorted(User.objects.values_list("id", flat=True))
     assert len(left) == 3
-    # (looking at jobs also runs the reaper, which finishes the undo; make it due here, whatever
-    # an earlier test's look at the jobs did within the last PURGE_EVERY seconds)
-    monkeypatch.setattr(jobs, "_last_purge", float("-inf"))
+    # Looking at jobs also runs the reaper, which finishes the undo, when its once-a-minute turn
+    # is due: made due here, or the test would depend on how long ago an earlier test looked.
+    monkeypatch.setattr(jobs, "_last_purge", -1e9)
     job = api.get(f"/ingest/jobs/{submitted.json()['id']}/").json()
     assert job["state"] == "failed"
     assert job["result"]["code"] == "unavailable"
