@@ -296,6 +296,7 @@ def _all_or_nothing(sections: dict[str, _Section], results: IngestResult, run: R
     try:
         with ExitStack() as stack:
             _held_transactions(stack, committed, deletions=_deletes_referenced_rows(sections))
+            _refuse_deletions_freed_by_the_batch(sections)
             if any(section.result.skipped for section in sections.values()):
                 raise Rejected
             for resource in (USERS, PRODUCTS):
@@ -319,6 +320,39 @@ def _all_or_nothing(sections: dict[str, _Section], results: IngestResult, run: R
             raise failure from exc
     atomic_batches.forget_batch(key, marked)
     return results
+
+
+def _refuse_deletions_freed_by_the_batch(sections: dict[str, _Section]) -> None:
+    """Skip user and product deletions that only this batch's own order changes make possible.
+
+    The three transactions of an atomic batch commit users, products, then orders (orders
+    last: see ``ingest.atomic``). A user whom an order pointed at before the batch can only be
+    deleted because the batch deletes or re-points that order; committed first, the deletion
+    would show, until the orders commit, an order pointing at nobody. So such a deletion is
+    refused, and the batch with it (a 422); run it without ``atomic``, whose phases commit the
+    orders first, or delete the orders in an earlier batch. The orders lock is held, so what
+    points at the ids cannot change meanwhile.
+    """
+    for resource, field_name in ((USERS, "user_id"), (PRODUCTS, "product_id")):
+        checked = sections[resource.name].records.by_action[DELETE]
+        ids = [row[0] for row in checked.rows]
+        if not ids:
+            continue
+        referenced = order_services.orders_referencing(field_name, ids)
+        if not referenced:
+            continue
+        reasons = {
+            "id": [
+                f"Not deleted: orders point at this {resource.singular}, and with atomic=true "
+                "the deletion would commit before this batch's own order changes (there is no "
+                "commit across databases). Delete or change those orders in an earlier batch, "
+                "or send this one without atomic."
+            ]
+        }
+        skipped = sections[resource.name].result.skipped
+        for row, position in zip(checked.rows, checked.positions, strict=True):
+            if row[0] in referenced:
+                skipped.append((position, row[0], reasons))
 
 
 def _mark(key: str, sections: dict[str, _Section]) -> list[str]:

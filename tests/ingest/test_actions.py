@@ -434,13 +434,30 @@ def test_an_atomic_batch_refused_by_the_database_state_changes_nothing(api):
 
 
 def test_an_atomic_mixed_batch_is_written_whole(api):
-    seed(api, users=2, products=1, orders=[(1, 1)])
-    response = post(api, mixed_batch(), "?atomic=true")
+    seed(api, users=2, products=1, orders=[(2, 1)])
+    batch = mixed_batch()
+    batch["orders"][0] = {"id": 1, "quantity": 7, "action": "update"}
+    response = post(api, batch, "?atomic=true")
     assert response.status_code == 200, response.json()
     users, products, orders = all_rows()
     assert users == [(2, "User 2", "changed@example.com"), (9, "Nine", "nine@example.com")]
     assert products == [(1, "Renamed", Decimal("11.00"))]
-    assert orders == [(3, 9, 1, 4)]
+    assert orders == [(1, 2, 1, 7), (3, 9, 1, 4)]
+
+
+def test_an_atomic_batch_cannot_delete_a_user_only_its_own_order_deletion_frees(api):
+    """Its users commit before its orders: the deletion would show order 1 pointing at nobody
+    until the orders commit. Refused (and the batch with it); without atomic it goes in."""
+    seed(api, users=2, products=1, orders=[(1, 1)])
+    before = all_rows()
+    response = post(api, mixed_batch(), "?atomic=true")
+    assert response.status_code == 422
+    [refused] = skipped_records(response.json()["users"])
+    assert (refused["index"], refused["id"], refused["action"]) == (0, 1, "delete")
+    assert "with atomic=true the deletion would commit before" in refused["reasons"]["id"][0]
+    assert all_rows() == before
+    assert post(api, mixed_batch()).json()["errors"] is False
+    assert rows(User, "id") == [(2,), (9,)]
 
 
 def test_an_idempotent_replay_of_a_mixed_batch_writes_nothing_more(api):

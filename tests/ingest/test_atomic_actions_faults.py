@@ -39,13 +39,14 @@ def post(api, body, query="?atomic=true", **headers):
     )
 
 
-#: Users 1-4, products 1-3 and orders 1-3.
+#: Users 1-4, products 1-4 and orders 1-3 (user 4 and product 4 without an order).
 SEED = {
     "users": [{"id": i, "name": f"User {i}", "email": f"u{i}@example.com"} for i in range(1, 5)],
     "products": [
         {"id": 1, "name": "Laptop", "price": "999.99"},
         {"id": 2, "name": "Mouse", "price": "25.10"},
         {"id": 3, "name": "Cable", "price": "0.01"},
+        {"id": 4, "name": "Plug", "price": "3.50"},
     ],
     "orders": [
         {"id": 1, "user_id": 1, "product_id": 1, "quantity": 1},
@@ -63,19 +64,21 @@ def seed(api) -> None:
 
 
 #: Every action on every type: replaced, updated, deleted and inserted rows (with and without
-#: an id), user 3 and product 3 deleted after order 2, their only order, in phase 1.
+#: an id); order 2 deleted in phase 1, user 4 and product 4 (no order points at them) in phase
+#: 4. (An atomic batch cannot delete a user whose only order it deletes itself: its users commit
+#: first, see ingest.phases; tests/ingest/test_actions.py has that refusal.)
 MIXED = {
     "users": [
         {"id": 1, "name": "Alice", "email": "alice@example.com", "action": "upsert"},
         {"id": 2, "name": "Bob", "action": "update"},
-        {"id": 3, "action": "delete"},
+        {"id": 4, "action": "delete"},
         {"id": 9, "name": "Nine", "email": "nine@example.com", "action": "upsert"},
         {"name": "Carol", "email": "carol@example.com"},
     ],
     "products": [
         {"id": 1, "price": "1234567890.12", "action": "update"},
         {"id": 2, "name": "Mouse 2", "price": "19.9", "action": "upsert"},
-        {"id": 3, "action": "delete"},
+        {"id": 4, "action": "delete"},
         {"id": 7, "name": "Seven", "price": "7"},
     ],
     "orders": [
@@ -102,6 +105,7 @@ SEEDED = (
         (1, "Laptop", Decimal("999.99")),
         (2, "Mouse", Decimal("25.10")),
         (3, "Cable", Decimal("0.01")),
+        (4, "Plug", Decimal("3.50")),
     ],
     [(1, 1, 1, 1), (2, 3, 3, 2), (3, 2, 2, 3)],
 )
@@ -126,13 +130,14 @@ CLEAN = (
     [
         (1, "Alice", "alice@example.com"),
         (2, "Bob", "u2@example.com"),
-        (4, "User 4", "u4@example.com"),
+        (3, "User 3", "u3@example.com"),
         (9, "Nine", "nine@example.com"),
         ("new", "Carol", "carol@example.com"),
     ],
     [
         (1, "Laptop", Decimal("1234567890.12")),
         (2, "Mouse 2", Decimal("19.90")),
+        (3, "Cable", Decimal("0.01")),
         (7, "Seven", Decimal("7.00")),
     ],
     [(1, 9, 7, 4), (3, 2, 2, 5), ("new", 2, 1, 1)],
@@ -251,7 +256,7 @@ def test_a_failed_commit_whose_undo_fails_too_is_undone_by_the_recovery(api, mon
     # Still as the batch left them: inserted rows stored, the others not put back yet. The
     # users undo failed first, so the products one was not tried (one batch, undone whole).
     assert body["left_behind"] == {"users": sorted([9, carol]), "products": [7]}
-    assert body["not_restored"] == {"users": [1, 2, 3], "products": [1, 2, 3]}
+    assert body["not_restored"] == {"users": [1, 2, 4], "products": [1, 2, 4]}
     assert "the orders database failed while committing" in body["detail"]
     assert "2 users and 1 product of this batch are still stored" in body["detail"]
     assert (
@@ -260,8 +265,8 @@ def test_a_failed_commit_whose_undo_fails_too_is_undone_by_the_recovery(api, mon
     )
     assert "will be undone automatically" in body["detail"]
     users, products, orders = stored()
-    assert [row[0] for row in users] == sorted([1, 2, 4, 9, carol])
-    assert [row[0] for row in products] == [1, 2, 7]
+    assert [row[0] for row in users] == sorted([1, 2, 3, 9, carol])
+    assert [row[0] for row in products] == [1, 2, 3, 7]
     assert orders == SEEDED[2]  # the orders transaction never committed
 
     assert pipeline.finish_interrupted_atomic_batches() == 1
@@ -329,7 +334,7 @@ def test_an_atomic_batch_of_updates_and_deletions_only_says_what_is_not_put_back
 
 def test_rows_changed_after_the_batch_committed_them_keep_the_later_change(api, monkeypatch):
     """Between the users commit and the recovery, the batch's users are ordinary rows: a
-    client renames user 1 (which the batch replaced) and stores a new user 3 (which it
+    client renames user 1 (which the batch replaced) and stores a new user 4 (which it
     deleted), and both get a 200. The undo must not take those writes back; the rows nobody
     touched are put back as before."""
     seed(api)
@@ -346,8 +351,8 @@ def test_rows_changed_after_the_batch_committed_them_keep_the_later_change(api, 
 
     renamed = api.put("/users/1/", {"name": "Later", "email": "later@example.com"}, format="json")
     assert renamed.status_code == 200, renamed.json()
-    again = post(api, {"users": [{"id": 3, "name": "New 3", "email": "n3@example.com"}]}, "")
-    assert again.json()["users"]["inserted_ids"] == [3], again.json()  # its undo failed first
+    again = post(api, {"users": [{"id": 4, "name": "New 4", "email": "n4@example.com"}]}, "")
+    assert again.json()["users"]["inserted_ids"] == [4], again.json()  # its undo failed first
     monkeypatch.undo()
 
     assert pipeline.finish_interrupted_atomic_batches() == 1
@@ -356,8 +361,8 @@ def test_rows_changed_after_the_batch_committed_them_keep_the_later_change(api, 
     assert users == [
         (1, "Later", "later@example.com"),
         (2, "User 2", "u2@example.com"),  # Bob again
-        (3, "New 3", "n3@example.com"),
-        (4, "User 4", "u4@example.com"),
+        (3, "User 3", "u3@example.com"),
+        (4, "New 4", "n4@example.com"),
     ]
     assert (products, orders) == SEEDED[1:]
     assert markers() == []
@@ -422,7 +427,7 @@ def test_a_full_disk_under_the_orders_database(api_token, small_disk):
     batch = {
         **MIXED,
         "orders": MIXED["orders"]
-        + [{"user_id": 4, "product_id": 1, "quantity": 1} for _ in range(30_000)],
+        + [{"user_id": 2, "product_id": 1, "quantity": 1} for _ in range(30_000)],
     }
 
     def orders() -> list[tuple]:
