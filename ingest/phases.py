@@ -45,6 +45,7 @@ from ingest.records import Batch
 from ingest.resources import ORDERS, PRODUCTS, USERS, Resource
 from ingest.results import IngestResult, ResourceResult, duplicate_reason, fold_failure
 from ingest.runs import Run
+from orders_svc import services as order_services
 from orders_svc.models import ORDERS_DB
 from products_svc.models import PRODUCTS_DB
 from users_svc.models import USERS_DB
@@ -177,13 +178,20 @@ def _fold(
 
 def _held_transactions(stack: ExitStack, committed: list[str] | None = None) -> None:
     """Enter one transaction per database in the global lock order (orders, products, users;
-    the batch lock first in orders, as in ``ingest.checked_first``)."""
+    the batch lock first in orders, as in ``ingest.checked_first``), then take the orders lock.
+
+    The orders lock comes before any change, as in ``ingest.checked_first``: taken only when
+    phase 3 writes orders, a batch that had changed user 3 in phase 2 (its row locked until the
+    end) would wait there for a deletion guard that holds the orders lock and waits for user
+    3's row: a deadlock across two databases that PostgreSQL cannot see, so both wait forever.
+    """
     for alias in (ORDERS_DB, PRODUCTS_DB, USERS_DB):
         stack.enter_context(transaction.atomic(using=alias))
         if committed is not None:
             transaction.on_commit(lambda alias=alias: committed.append(alias), using=alias)
         if alias == ORDERS_DB:
             atomic_batches.hold_batch_lock()
+    order_services.lock_orders_for_checked_insert()
 
 
 class _Rehearsed(Exception):
