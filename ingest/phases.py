@@ -191,7 +191,7 @@ def _held_transactions(stack: ExitStack, committed: list[str] | None = None) -> 
             transaction.on_commit(lambda alias=alias: committed.append(alias), using=alias)
         if alias == ORDERS_DB:
             atomic_batches.hold_batch_lock()
-    order_services.lock_orders_for_checked_insert()
+    order_services.lock_orders_for_held_batch()
 
 
 class _Rehearsed(Exception):

@@ -18,7 +18,7 @@ from django.db import DatabaseError, IntegrityError, connections, transaction
 from django.db.models import F
 
 from common.data import bulk, changes
-from common.data.db import lock_for_checked_insert, lock_out_inserts
+from common.data.db import lock_for_checked_insert, lock_out_inserts, lock_out_writers
 from common.data.queries import id_list_param, id_list_sql
 from common.exceptions import RecordInvalid, RecordNotFound
 from orders_svc import rules, selectors
@@ -286,9 +286,10 @@ def orders_delete_many(ids: Sequence[int]) -> None:
         bulk.delete_ids(Order, ids)
 
 
-def lock_orders_for_checked_insert() -> None:
-    """Take the lock an order writer takes before checking references (inside a transaction)."""
-    lock_for_checked_insert(ORDERS_DB, ORDERS_TABLE)
+def lock_orders_for_held_batch() -> None:
+    """Take the orders lock of a batch that holds its transactions in every database until it
+    ends (an atomic ingest: ``common.data.db.lock_out_writers``), before it writes anything."""
+    lock_out_writers(ORDERS_DB, ORDERS_TABLE)
 
 
 def orders_referencing(field: str, ids: Collection[int]) -> set[int]:

@@ -221,3 +221,53 @@ def test_a_batch_in_held_transactions_and_a_deletion_of_a_user_it_changes_both_f
         expected_orders
     )
     assert list(dangling_orders()) == []
+
+
+@pytest.mark.parametrize("mode", ["?atomic=true", "?atomic=true&action=upsert"])
+def test_an_atomic_batch_and_a_streaming_one_with_the_same_ids_both_finish(
+    api_token, monkeypatch, mode
+):
+    """Two clients send user 500 and order 900 for them at once, one in the default streaming
+    mode, the other atomic. The streaming batch has order 900 written, uncommitted, waiting for
+    its users; the atomic one writes user 500 first. On PostgreSQL the streaming users writer
+    then waited for the atomic batch's user 500, and the atomic batch for the streaming order
+    900, forever (the streaming orders transaction waits for its users writer, which no server
+    can see). The atomic batch waits for the order writers already running before it writes
+    anything, so one of them goes first, the other finds the ids taken."""
+    client = token_client(api_token)
+    post(client, {"products": [{"id": 1, "name": "P", "price": "1.00"}]})
+    users = [{"id": 500, "name": "Five", "email": "five@example.com"}]
+    orders = [{"id": 900, "user_id": 500, "product_id": 1, "quantity": 1}]
+    real_insert = user_services.users_bulk_insert
+    atomic_wrote_users = threading.Event()
+
+    def insert_users(rows, **kwargs):
+        if threading.current_thread().name.startswith("ingest-users"):  # the streaming batch
+            atomic_wrote_users.wait(1)  # its orders are written and wait for these users
+            return real_insert(rows, **kwargs)
+        ids = real_insert(rows, **kwargs)
+        atomic_wrote_users.set()
+        return ids
+
+    monkeypatch.setattr(user_services, "users_bulk_insert", insert_users)
+    streaming = Request(lambda: post(client, {"users": users, "orders": orders}))
+    atomic = Request(lambda: post(client, {"users": users, "orders": orders}, mode))
+    streaming.start()
+    time.sleep(0.5)  # the streaming batch's order 900 is written, waiting for its users
+    atomic.start()
+    finish_or_fail([streaming, atomic], "the streaming and the atomic batch")
+
+    # The streaming batch went first (its orders transaction was open when the other began).
+    first = streaming.result().json()
+    assert (first["users"]["inserted_ids"], first["orders"]["inserted_ids"]) == ([500], [900])
+    second = atomic.result()
+    if "upsert" in mode:
+        assert second.status_code == 200
+        body = second.json()
+        assert (body["users"]["updated_ids"], body["orders"]["updated_ids"]) == ([500], [900])
+    else:
+        assert second.status_code == 422  # the ids are taken: nothing of it is written
+        assert second.json()["orders"]["skipped"] == 1
+    assert list(User.objects.values_list("id", flat=True)) == [500]
+    assert list(Order.objects.values_list("id", "user_id")) == [(900, 500)]
+    assert list(dangling_orders()) == []
