@@ -62,9 +62,12 @@ def order_update(order: Order, *, user_id: int, product_id: int, quantity: int) 
 
 
 def order_delete(order: Order) -> None:
-    """Delete an order (nothing references orders)."""
+    """Delete an order (nothing references orders); ``RecordNotFound`` if it is gone already."""
     with transaction.atomic(using=ORDERS_DB):
-        Order.objects.filter(id=order.id).delete()
+        # Gone since the view read it (another request deleted it): a 404, as it is afterwards,
+        # so that each deletion is reported by one request only.
+        if not Order.objects.filter(id=order.id).delete()[0]:
+            raise RecordNotFound(f"Order {order.id} does not exist.")
 
 
 def reference_errors(
