@@ -48,15 +48,28 @@ def order_create(*, user_id: int, product_id: int, quantity: int) -> Order:
 
 
 def order_update(order: Order, *, user_id: int, product_id: int, quantity: int) -> Order:
-    """Replace an order's fields; a changed user or product is checked like a new order."""
+    """Replace an order's fields; a changed user or product is checked like a new order.
+
+    "Changed" is against the order as stored now, read under the lock (not as the caller read
+    it: another request may have moved it since), as a bulk update does
+    (``orders_bulk_update``): a quantity change of an order whose user was deleted behind the
+    service's back is taken alike by both.
+    """
     with transaction.atomic(using=ORDERS_DB):
         lock_for_checked_insert(ORDERS_DB, ORDERS_TABLE)
-        _require_references(user_id, product_id)
-        updated = Order.objects.filter(id=order.id).update(
+        stored = (
+            Order.objects.select_for_update()
+            .filter(id=order.id)
+            .values_list("user_id", "product_id")
+            .first()
+        )
+        if stored is None:
+            raise RecordNotFound(f"Order {order.id} does not exist.")
+        if (user_id, product_id) != stored:
+            _require_references(user_id, product_id)
+        Order.objects.filter(id=order.id).update(
             user_id=user_id, product_id=product_id, quantity=quantity
         )
-        if not updated:
-            raise RecordNotFound(f"Order {order.id} does not exist.")
     order.user_id, order.product_id, order.quantity = user_id, product_id, quantity
     return order
 

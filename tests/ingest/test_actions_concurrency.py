@@ -193,6 +193,71 @@ def test_a_record_deleted_by_a_bulk_deletion_while_its_delete_request_runs_is_a_
     assert response.json()["detail"] == f"{kind.removesuffix('s').capitalize()} 5 does not exist."
 
 
+def test_a_user_deleted_by_another_request_while_the_admin_deletes_it_is_a_message(
+    api_token, monkeypatch
+):
+    """The admin deletes through the same service function: a user another request deleted
+    since the admin read it is a warning saying so, not a 500. (Through the admin's pages this
+    needs PostgreSQL: on SQLite the admin's users transaction keeps the other request out.)"""
+    from django.contrib import admin
+    from django.contrib.messages.storage.fallback import FallbackStorage
+    from django.test import RequestFactory
+
+    from users_svc.admin import UserAdmin
+
+    user = User.objects.create(name="Gone", email="gone@example.com")
+    in_another_thread(
+        lambda: post(token_client(api_token), {"users": [{"id": user.id}]}, "?action=delete")
+    )
+    request = RequestFactory().post("/")
+    request.session = {}
+    request._messages = FallbackStorage(request)
+    UserAdmin(User, admin.site).delete_model(request, user)
+
+    assert [(m.level_tag, str(m)) for m in request._messages] == [
+        ("warning", f"User {user.id} does not exist.")
+    ]
+    assert not User.objects.exists()
+
+
+def test_a_patch_that_read_an_order_before_it_was_moved_and_its_user_deleted_is_refused(
+    api, api_token, monkeypatch
+):
+    """PATCH /orders/1/ {"quantity": 5} has read order 1 (user 1) when another client moves it
+    to user 2 in bulk and a third deletes user 1. The PATCH would write back user 1 with its
+    quantity: a change of the stored user (2), checked like a new order's, and refused, never
+    an order pointing at a user that is gone."""
+    post(
+        api,
+        {
+            "users": [_user(1), _user(2)],
+            "products": [{"id": 1, "name": "P", "price": "1.00"}],
+            "orders": [{"id": 1, "user_id": 1, "product_id": 1, "quantity": 1}],
+        },
+    )
+    real_update = ServiceViewSet.perform_update
+    others = []
+
+    def update_after_a_move_and_a_deletion(view, serializer):
+        client = token_client(api_token)
+        others.append(
+            in_another_thread(
+                lambda: post(client, {"orders": [{"id": 1, "user_id": 2}]}, "?action=update")
+            ).json()["orders"]["updated_ids"]
+        )
+        others.append(in_another_thread(lambda: client.delete("/users/1/")).status_code)
+        return real_update(view, serializer)
+
+    monkeypatch.setattr(ServiceViewSet, "perform_update", update_after_a_move_and_a_deletion)
+    response = api.patch("/orders/1/", {"quantity": 5}, format="json")
+
+    assert others == [[1], 204]
+    assert response.status_code == 400
+    assert response.json() == {"user_id": ["No user has this id."]}
+    assert list(Order.objects.values_list("id", "user_id", "quantity")) == [(1, 2, 1)]
+    assert list(dangling_orders()) == []
+
+
 # --- held transactions (atomic, dry run) against a deletion -----------------------------------
 
 
