@@ -2,7 +2,7 @@
 
 SQLite needs none of this: every transaction here starts with ``BEGIN IMMEDIATE`` (see
 ``config.env.sqlite_options``), which takes the file's single write lock up front. PostgreSQL
-lets writers run side by side, so the two kinds of transaction that must not interleave say so:
+lets writers run side by side, so the kinds of transaction that must not interleave say so:
 
 * a writer that checks references before inserting (an order checks its user and product)
   takes ``ROW EXCLUSIVE`` before it checks; writers do not block each other;
