@@ -130,7 +130,7 @@ def _ingest_atomic(
                 transaction.on_commit(lambda alias=alias: committed.append(alias), using=alias)
                 if alias == ORDERS_DB:
                     atomic_batches.hold_batch_lock()  # before the table lock (see common.data.db)
-            order_services.lock_orders_for_checked_insert()
+            order_services.lock_orders_for_held_batch()
             _validate_against_databases(users, products, orders, results)
             if results.errors:
                 raise Rejected

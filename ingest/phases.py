@@ -236,21 +236,17 @@ def _fold(
             done.append((index, stored_id))
 
 
-def _held_transactions(
-    stack: ExitStack, committed: list[str] | None = None, *, deletions: bool
-) -> None:
+def _held_transactions(stack: ExitStack, committed: list[str] | None = None) -> None:
     """Enter one transaction per database in the global lock order (orders, products, users;
-    the batch lock first in orders, then the orders locks, as in ``ingest.checked_first``).
+    the batch lock first in orders, as in ``ingest.checked_first``), then take the orders lock.
 
-    The orders locks are taken here, before any row of users or products is locked, not when
-    a phase first needs them. The writers' lock (phase 3's): a deletion guard (SHARE on orders,
-    then the deletion in users) that came in between would wait in users for the batch's row
-    locks while the batch waited in orders for the guard, a cycle through two databases that
-    PostgreSQL never detects (both hang); taken first, the guard waits in orders before it
-    locks anything. The guards' lock (phase 4's, with ``deletions`` of users or products): a
-    plain ingest holds its orders transaction while its users are written, and those may wait
-    for a user the batch changed; the batch waiting in phase 4 for that orders transaction
-    would close the same kind of cycle.
+    The orders lock comes before any change, as in ``ingest.checked_first``: taken only when
+    phase 3 writes orders, a batch that had changed user 3 in phase 2 (its row locked until the
+    end) would wait there for a deletion guard that holds the orders lock and waits for user
+    3's row: a deadlock across two databases that PostgreSQL cannot see, so both wait forever.
+    It keeps every other order writer out too (``SHARE ROW EXCLUSIVE``): a plain ingest holds
+    its orders transaction while its users are written, and those may wait for a user this
+    batch changed, which would close the same kind of cycle.
     """
     for alias in (ORDERS_DB, PRODUCTS_DB, USERS_DB):
         stack.enter_context(transaction.atomic(using=alias))
@@ -258,14 +254,7 @@ def _held_transactions(
             transaction.on_commit(lambda alias=alias: committed.append(alias), using=alias)
         if alias == ORDERS_DB:
             atomic_batches.hold_batch_lock()
-            order_services.lock_orders_for_checked_insert()
-            if deletions:
-                order_services.lock_orders_for_deletions()
-
-
-def _deletes_referenced_rows(sections: dict[str, _Section]) -> bool:
-    """Whether the batch deletes users or products (phase 4, under the deletion guards)."""
-    return any(sections[r.name].records.by_action[DELETE].rows for r in (USERS, PRODUCTS))
+    order_services.lock_orders_for_held_batch()
 
 
 class _Rehearsed(Exception):
@@ -276,7 +265,7 @@ def _rehearse(sections: dict[str, _Section], run: Run) -> None:
     """A dry run: every phase in transactions that are rolled back; the verdicts stay."""
     try:
         with ExitStack() as stack:
-            _held_transactions(stack, deletions=_deletes_referenced_rows(sections))
+            _held_transactions(stack)
             _write_phases(sections, run, in_held_transactions=True)
             raise _Rehearsed
     except _Rehearsed:
@@ -295,7 +284,7 @@ def _all_or_nothing(sections: dict[str, _Section], results: IngestResult, run: R
         sections[name].before = []
     try:
         with ExitStack() as stack:
-            _held_transactions(stack, committed, deletions=_deletes_referenced_rows(sections))
+            _held_transactions(stack, committed)
             _refuse_deletions_freed_by_the_batch(sections)
             if any(section.result.skipped for section in sections.values()):
                 raise Rejected

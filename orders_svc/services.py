@@ -18,7 +18,7 @@ from django.db import DatabaseError, IntegrityError, connections, transaction
 from django.db.models import F
 
 from common.data import bulk, changes
-from common.data.db import lock_for_checked_insert, lock_out_inserts
+from common.data.db import lock_for_checked_insert, lock_out_inserts, lock_out_writers
 from common.data.queries import id_list_param, id_list_sql
 from common.exceptions import RecordInvalid, RecordNotFound
 from orders_svc import rules, selectors
@@ -48,23 +48,39 @@ def order_create(*, user_id: int, product_id: int, quantity: int) -> Order:
 
 
 def order_update(order: Order, *, user_id: int, product_id: int, quantity: int) -> Order:
-    """Replace an order's fields; a changed user or product is checked like a new order."""
+    """Replace an order's fields; a changed user or product is checked like a new order.
+
+    "Changed" is against the order as stored now, read under the lock (not as the caller read
+    it: another request may have moved it since), as a bulk update does
+    (``orders_bulk_update``): a quantity change of an order whose user was deleted behind the
+    service's back is taken alike by both.
+    """
     with transaction.atomic(using=ORDERS_DB):
         lock_for_checked_insert(ORDERS_DB, ORDERS_TABLE)
-        _require_references(user_id, product_id)
-        updated = Order.objects.filter(id=order.id).update(
+        stored = (
+            Order.objects.select_for_update()
+            .filter(id=order.id)
+            .values_list("user_id", "product_id")
+            .first()
+        )
+        if stored is None:
+            raise RecordNotFound(f"Order {order.id} does not exist.")
+        if (user_id, product_id) != stored:
+            _require_references(user_id, product_id)
+        Order.objects.filter(id=order.id).update(
             user_id=user_id, product_id=product_id, quantity=quantity
         )
-        if not updated:
-            raise RecordNotFound(f"Order {order.id} does not exist.")
     order.user_id, order.product_id, order.quantity = user_id, product_id, quantity
     return order
 
 
 def order_delete(order: Order) -> None:
-    """Delete an order (nothing references orders)."""
+    """Delete an order (nothing references orders); ``RecordNotFound`` if it is gone already."""
     with transaction.atomic(using=ORDERS_DB):
-        Order.objects.filter(id=order.id).delete()
+        # Gone since the view read it (another request deleted it): a 404, as it is afterwards,
+        # so that each deletion is reported by one request only.
+        if not Order.objects.filter(id=order.id).delete()[0]:
+            raise RecordNotFound(f"Order {order.id} does not exist.")
 
 
 def reference_errors(
@@ -286,15 +302,10 @@ def orders_delete_many(ids: Sequence[int]) -> None:
         bulk.delete_ids(Order, ids)
 
 
-def lock_orders_for_checked_insert() -> None:
-    """Take the lock an order writer takes before checking references (inside a transaction)."""
-    lock_for_checked_insert(ORDERS_DB, ORDERS_TABLE)
-
-
-def lock_orders_for_deletions() -> None:
-    """Take the lock the deletion guards take (inside a transaction): no other transaction
-    writes orders until this one ends."""
-    lock_out_inserts(ORDERS_DB, ORDERS_TABLE)
+def lock_orders_for_held_batch() -> None:
+    """Take the orders lock of a batch that holds its transactions in every database until it
+    ends (an atomic ingest: ``common.data.db.lock_out_writers``), before it writes anything."""
+    lock_out_writers(ORDERS_DB, ORDERS_TABLE)
 
 
 def orders_referencing(field: str, ids: Collection[int]) -> set[int]:

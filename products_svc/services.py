@@ -30,9 +30,13 @@ def product_update(product: Product, *, name: str, price: Decimal) -> Product:
 
 
 def product_delete(product: Product) -> None:
-    """Delete a product no order points at; raise ``RecordReferenced`` (409) otherwise."""
+    """Delete a product no order points at; raise ``RecordReferenced`` (409) otherwise, and
+    ``RecordNotFound`` if it is gone already."""
     with guard_deletion("products", [product.id]), transaction.atomic(using=PRODUCTS_DB):
-        Product.objects.filter(id=product.id).delete()
+        # Gone since the view read it (another request deleted it): a 404, as it is afterwards,
+        # so that each deletion is reported by one request only.
+        if not Product.objects.filter(id=product.id).delete()[0]:
+            raise RecordNotFound(f"Product {product.id} does not exist.")
 
 
 def products_bulk_insert(

@@ -29,9 +29,13 @@ def user_update(user: User, *, name: str, email: str) -> User:
 
 
 def user_delete(user: User) -> None:
-    """Delete a user no order points at; raise ``RecordReferenced`` (409) otherwise."""
+    """Delete a user no order points at; raise ``RecordReferenced`` (409) otherwise, and
+    ``RecordNotFound`` if it is gone already."""
     with guard_deletion("users", [user.id]), transaction.atomic(using=USERS_DB):
-        User.objects.filter(id=user.id).delete()
+        # Gone since the view read it (another request deleted it): a 404, as it is afterwards,
+        # so that each deletion is reported by one request only.
+        if not User.objects.filter(id=user.id).delete()[0]:
+            raise RecordNotFound(f"User {user.id} does not exist.")
 
 
 def users_bulk_insert(

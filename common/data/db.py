@@ -2,12 +2,19 @@
 
 SQLite needs none of this: every transaction here starts with ``BEGIN IMMEDIATE`` (see
 ``config.env.sqlite_options``), which takes the file's single write lock up front. PostgreSQL
-lets writers run side by side, so the two kinds of transaction that must not interleave say so:
+lets writers run side by side, so the kinds of transaction that must not interleave say so:
 
 * a writer that checks references before inserting (an order checks its user and product)
   takes ``ROW EXCLUSIVE`` before it checks; writers do not block each other;
 * a guard that counts references before the referenced record is deleted takes ``SHARE``,
-  which waits for those writers to finish and keeps new ones out until it commits.
+  which waits for those writers to finish and keeps new ones out until it commits;
+* a batch that writes all three databases in transactions it holds to the end (an atomic
+  ingest) takes ``SHARE ROW EXCLUSIVE`` before it writes anything: it waits for the writers and
+  guards already running and keeps new ones out. Sharing the table with writers would not do:
+  such a batch waits for rows of the others in one database (an order with the same id, not
+  yet committed) while holding rows they need in another (the user of that order), and they
+  may be waiting for each other in Python (a streaming ingest's orders for its users), which
+  no server sees as a deadlock.
 
 Some transactions must exclude each other though they take those same locks or none (an atomic
 ingest and the recovery of interrupted ones: ``ROW EXCLUSIVE`` does not conflict with itself).
@@ -40,6 +47,11 @@ def lock_for_checked_insert(alias: str, table: str) -> None:
 def lock_out_inserts(alias: str, table: str) -> None:
     """Call first in a transaction that must see no new rows in ``table`` until it ends."""
     _lock(alias, table, "SHARE")
+
+
+def lock_out_writers(alias: str, table: str) -> None:
+    """Call first in a transaction that writes ``table`` and other databases until it ends."""
+    _lock(alias, table, "SHARE ROW EXCLUSIVE")
 
 
 def hold_named_lock(alias: str, name: str) -> None:

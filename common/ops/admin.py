@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 from django.contrib import admin, messages
 from django.http import HttpResponseRedirect
 
-from common.exceptions import RecordInvalid, RecordReferenced
+from common.exceptions import RecordInvalid, RecordNotFound, RecordReferenced
 
 
 class ServiceAdmin(admin.ModelAdmin):
@@ -94,6 +94,8 @@ class ServiceAdmin(admin.ModelAdmin):
             self.delete_record(obj)
         except RecordReferenced as exc:
             self.message_user(request, str(exc), messages.ERROR)
+        except RecordNotFound as exc:  # another request deleted it since the page was read
+            self.message_user(request, str(exc), messages.WARNING)
 
     def delete_queryset(self, request, queryset) -> None:
         for record in queryset:
