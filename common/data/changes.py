@@ -52,6 +52,7 @@ from common.data.bulk import (
     table_columns,
 )
 from common.data.queries import existing_ids, id_list_param, id_list_sql
+from common.data.validation import as_sent
 
 Row = tuple[Any, ...]
 Reasons = dict[str, list[str]]
@@ -327,7 +328,7 @@ def apply_updates(
             continue
         values, reasons = rule(
             *[
-                value if value is not UNSET else _as_sent(was)
+                value if value is not UNSET else as_sent(was)
                 for value, was in zip(given, current, strict=True)
             ]
         )
@@ -377,13 +378,6 @@ def apply_deletions(
         elif row_id not in deleted:
             errors[position] = not_found
     return [None if p in errors else row_id for p, row_id in enumerate(ids)], errors, []
-
-
-def _as_sent(stored: Any) -> Any:
-    """A stored value as a client would send it, for the rule that checks a merged record: the
-    rules take prices as JSON numbers or strings, and refuse a ``Decimal`` (which no client can
-    send), so a stored price goes in as its text ("999.99")."""
-    return str(stored) if type(stored) is Decimal else stored
 
 
 def _value_fields(model: type[models.Model]) -> list[str]:

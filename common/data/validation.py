@@ -255,6 +255,13 @@ def clean_id(value: Any) -> "int | None | Invalid":
     return clean_int(value, 0, MAX_BIGINT)
 
 
+def as_sent(stored: Any) -> Any:
+    """A stored value as a client would send it, for a rule that checks a merged record (a
+    PATCH, a bulk update): the rules take prices as JSON numbers or strings and refuse a
+    ``Decimal``, which no client can send, so a stored price goes in as its text ("999.99")."""
+    return str(stored) if type(stored) is Decimal else stored
+
+
 def clean_decimal(
     value: Any, max_digits: int, decimal_places: int, greater_than: int
 ) -> "Decimal | Invalid":

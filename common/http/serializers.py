@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 from rest_framework import serializers
 
-from common.data.validation import JSON_TYPE_NAMES, UNSET, unknown_field_errors
+from common.data.validation import JSON_TYPE_NAMES, UNSET, as_sent, unknown_field_errors
 
 #: A service's rules function: raw field values in, (clean values, None) or (None, errors) out.
 Rule = Callable[..., tuple[tuple[Any, ...] | None, dict[str, list[str]] | None]]
@@ -59,7 +59,7 @@ class RuleSerializer(serializers.Serializer):
         values = [
             data[name]
             if name in data
-            else getattr(self.instance, name)
+            else as_sent(getattr(self.instance, name))
             if fill_from_instance
             else UNSET
             for name in self.rule_fields

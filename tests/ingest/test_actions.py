@@ -581,3 +581,17 @@ def test_an_odd_action_in_a_batch_of_inserts_is_skipped_with_a_reason(api, actio
     assert [r["index"] for r in skipped_records(users)] == [1, 2]
     assert "Unknown action" in skipped_records(users)[0]["reasons"]["action"][0]
     assert rows(User, "id") == [(1,)]
+
+
+def test_a_patch_of_a_product_name_alone_keeps_its_price_as_the_bulk_update_does(api):
+    """The stored price fills the PATCH's merged record as a client would send it (it was
+    refused, "A valid number is required.": the rule takes no Decimal)."""
+    seed(api, users=0, products=2)
+    patched = api.patch("/products/1/", {"name": "Renamed"}, format="json")
+    assert patched.status_code == 200, patched.json()
+    bulk = post(api, {"products": [{"id": 2, "name": "Renamed too"}]}, "?action=update")
+    assert bulk.json()["products"]["updated_ids"] == [2]
+    assert rows(Product, "id", "name", "price") == [
+        (1, "Renamed", Decimal("10.00")),
+        (2, "Renamed too", Decimal("20.00")),
+    ]

@@ -49,6 +49,14 @@ reference_ids = st.one_of(
 )
 
 
+@pytest.fixture(autouse=True)
+def _writes_in_the_test_transaction(settings):
+    """These tests run in one transaction per test (hypothesis runs many examples in each):
+    the batch's writes must go through it, not through writer threads' own connections, which
+    would wait for its lock."""
+    settings.INGEST_WRITER_THREADS = False
+
+
 @pytest.fixture
 def twins(db):
     """Users 1 and 2, products 1 and 2 (what orders may point at), and a pair of twins of each
