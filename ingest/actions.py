@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any
 
+import orjson
 from msgspec import UNSET
 
 from common.data.validation import JSON_TYPE_NAMES, MAX_BIGINT
@@ -128,9 +129,19 @@ def _action_of(raw: Any, default: str) -> tuple[str, Reasons | None]:
         shown = repr(raw)[:40]
     else:
         shown = f"(a JSON {JSON_TYPE_NAMES.get(type(raw), 'object')}, not a string)"
-    return str(raw)[:40], {
+    return _label(raw)[:40], {
         "action": [f"Unknown action {shown}: use insert, upsert, update or delete."]
     }
+
+
+def _label(raw: Any) -> str:
+    """How an unknown action is shown in its group: as the JSON it came as."""
+    if isinstance(raw, str):
+        return raw
+    try:
+        return orjson.dumps(raw, default=str).decode()
+    except TypeError:  # an integer beyond 64 bits
+        return str(raw)
 
 
 def _shown_id(record: Any) -> Any:

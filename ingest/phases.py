@@ -102,7 +102,7 @@ def ingest_with_actions(
         results = _results_of(sections, dry_run=dry_run, atomic=atomic)
         if atomic and not dry_run:
             return _all_or_nothing(sections, results, run)
-        _rehearse(sections, run)
+        _rehearse(sections, run, as_atomic=atomic)
     else:
         sections = _write_on_threads(batch, default, run)
         results = _results_of(sections, dry_run=False, atomic=False)
@@ -261,11 +261,14 @@ class _Rehearsed(Exception):
     """Raised inside a dry run's transactions to roll them back."""
 
 
-def _rehearse(sections: dict[str, _Section], run: Run) -> None:
-    """A dry run: every phase in transactions that are rolled back; the verdicts stay."""
+def _rehearse(sections: dict[str, _Section], run: Run, *, as_atomic: bool) -> None:
+    """A dry run: every phase in transactions that are rolled back; the verdicts stay (with
+    ``atomic`` too, its own refusals: a dry run previews the batch as it would run)."""
     try:
         with ExitStack() as stack:
             _held_transactions(stack)
+            if as_atomic:
+                _refuse_deletions_freed_by_the_batch(sections)
             _write_phases(sections, run, in_held_transactions=True)
             raise _Rehearsed
     except _Rehearsed:
@@ -339,9 +342,14 @@ def _refuse_deletions_freed_by_the_batch(sections: dict[str, _Section]) -> None:
             ]
         }
         skipped = sections[resource.name].result.skipped
+        kept_rows, kept_positions = [], []
         for row, position in zip(checked.rows, checked.positions, strict=True):
             if row[0] in referenced:
                 skipped.append((position, row[0], reasons))
+            else:
+                kept_rows.append(row)
+                kept_positions.append(position)
+        checked.rows, checked.positions = kept_rows, kept_positions
 
 
 def _mark(key: str, sections: dict[str, _Section]) -> list[str]:

@@ -239,8 +239,9 @@ ACTIONS_REQUEST_EXAMPLE = OpenApiExample(
     "A re-sync: upsert, update and delete",
     request_only=True,
     description="Sent as `POST /ingest/?action=upsert`: records without an `action` upsert. "
-    "Order 7 is deleted first, so that user 3 can be deleted after it; user 12 is created "
-    "before the order that points at them.",
+    "Order 7 is deleted in phase 1, before user 3's deletion in phase 4: had it been user 3's "
+    "last order, user 3 would be deleted too; here another order still points at user 3, so "
+    "that deletion is refused. User 12 is created before the order that points at them.",
     value={
         "users": [
             {"id": 1, "name": "Alice Smith", "email": "alice@example.com"},

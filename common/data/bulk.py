@@ -32,7 +32,7 @@ from itertools import chain
 from typing import Any
 
 import msgspec
-from django.db import IntegrityError, connections, models, router, transaction
+from django.db import DatabaseError, IntegrityError, connections, models, router, transaction
 
 from common.data.queries import existing_ids, id_list_param, id_list_sql
 
@@ -166,6 +166,11 @@ def _statement_scope(connection):
     return transaction.atomic(using=connection.alias)
 
 
+class IdsExhausted(DatabaseError):
+    """No id is left above the largest in use for the records without one (someone stored the
+    largest id a column takes): their chunk is refused, saying so, like a failing database."""
+
+
 def _assign_ids(connection, model, rows: Sequence[Row], ids_above: int):
     """``(rows with an id in each, the ids handed out)`` if some rows had none, else None.
 
@@ -181,7 +186,14 @@ def _assign_ids(connection, model, rows: Sequence[Row], ids_above: int):
         raise_sequence(connection, model, ids_above)
         fresh = iter(_next_sequence_values(connection, model, missing))
     else:
-        fresh = iter(range(_first_free_id(connection, model, ids_above), 2**63))
+        first = _first_free_id(connection, model, ids_above)
+        if first + missing > 2**63:
+            raise IdsExhausted(
+                f"no id is left to assign: ids up to {first - 1} are used, the largest a "
+                f"{model._meta.db_table} id can be is {2**63 - 1}; give these records ids of "
+                "their own"
+            )
+        fresh = iter(range(first, 2**63))
     handed_out = set()
     filled = []
     for row in rows:

@@ -595,3 +595,40 @@ def test_a_patch_of_a_product_name_alone_keeps_its_price_as_the_bulk_update_does
         (1, "Renamed", Decimal("10.00")),
         (2, "Renamed too", Decimal("20.00")),
     ]
+
+
+def test_records_without_an_id_once_the_largest_id_is_taken_are_skipped_not_a_500(api):
+    largest = 2**63 - 1
+    post(
+        api, {"users": [{"id": largest, "name": "Max", "email": "m@example.com"}]}, "?action=upsert"
+    )
+    response = post(
+        api,
+        {
+            "users": [{"name": "Next", "email": "n@example.com"}],
+            "products": [{"id": 5, "name": "P", "price": 1}],
+        },
+    )
+    assert response.status_code == 200
+    body = response.json()
+    [skipped] = skipped_records(body["users"])
+    assert "no id is left to assign" in skipped["reasons"]["non_field_errors"][0]
+    assert body["products"]["inserted_ids"] == [5]
+    assert rows(User, "id") == [(largest,)]
+
+
+def test_unknown_actions_are_named_as_json_and_a_dry_run_of_an_atomic_batch_previews_it(api):
+    seed(api, users=2, products=1, orders=[(1, 1)])
+    odd = post(api, {"users": [{"id": 2, "action": None}, {"id": 2, "action": 10**30}]})
+    assert [g["action"] for g in odd.json()["users"]["skipped_groups"]] == [
+        "null",
+        str(10**30),
+    ]
+    before = all_rows()
+    preview = post(api, mixed_batch(), "?dry_run=true&atomic=true").json()
+    real = post(api, mixed_batch(), "?atomic=true").json()
+    assert all_rows() == before
+    assert skipped_records(preview["users"]) == skipped_records(real["users"])
+    assert (
+        "with atomic=true the deletion" in skipped_records(preview["users"])[0]["reasons"]["id"][0]
+    )
