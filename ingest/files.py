@@ -37,7 +37,6 @@ within a chunk; across chunks and passes records with the same id run in pass or
 
 import heapq
 import os
-import re
 import time
 from array import array
 from collections.abc import Callable, Iterable, Iterator
@@ -363,11 +362,6 @@ def _lines(path: Path) -> Iterator[bytes]:
         yield from stream  # each line with its b"\n", as formats.split_lines gives them
 
 
-#: The pipeline's reason for an id repeated in a batch, which names the first record's index in
-#: its chunk: a file's report names its line instead.
-_REPEATED_ID = re.compile(r"(Duplicate id: the \w+) at index (\d+) (has the same id\.)")
-
-
 @dataclass
 class _Runner:
     result: FileResult
@@ -416,9 +410,7 @@ class _Runner:
                 if lines is None:
                     self.skip(Skip(name, None, index, record_id, reasons, action))
                 else:
-                    line_of = lines[name]
-                    reasons = _lines_named(reasons, line_of)
-                    self.skip(Skip(name, line_of[index], None, record_id, reasons, action))
+                    self.skip(Skip(name, lines[name][index], None, record_id, reasons, action))
 
     def bad_line(self, error: formats.LineError) -> None:
         self.result.bad_lines += 1
@@ -456,18 +448,6 @@ def _close_connections() -> None:
     for connection in connections.all(initialized_only=True):
         if not connection.in_atomic_block:
             connection.close()
-
-
-def _lines_named(reasons: dict[str, list[str]], line_of: array) -> dict[str, list[str]]:
-    """``reasons`` with an index in the chunk (a repeated id) named as its line in the file."""
-    messages = reasons.get("id")
-    if not messages or not any("at index" in message for message in messages):
-        return reasons
-
-    def line(match: re.Match) -> str:
-        return f"{match[1]} on line {line_of[int(match[2])]} {match[3]}"
-
-    return {**reasons, "id": [_REPEATED_ID.sub(line, message) for message in messages]}
 
 
 def _first(skipped: tuple) -> int:

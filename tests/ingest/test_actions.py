@@ -178,7 +178,7 @@ def test_update_of_an_order_checks_a_changed_user_like_a_new_order(api):
     assert orders["updated_ids"] == [1]
     assert only_reasons(orders) == [
         (1, 2, "update", {"user_id": ["No user has this id."]}),
-        (2, 1, "update", {"id": ["Duplicate id: the order at index 0 has the same id."]}),
+        (2, 1, "update", {"id": ["Duplicate id: an earlier order of this batch has the same id."]}),
     ]
     assert rows(Order, "id", "user_id", "quantity") == [(1, 2, 1), (2, 2, 1)]
 
@@ -352,7 +352,7 @@ def test_one_id_twice_in_a_batch_is_skipped_whatever_the_actions(api):
     users = response.json()["users"]
     assert users["updated_ids"] == [2]
     assert only_reasons(users) == [
-        (1, 2, "delete", {"id": ["Duplicate id: the user at index 0 has the same id."]})
+        (1, 2, "delete", {"id": ["Duplicate id: an earlier user of this batch has the same id."]})
     ]
     assert rows(User, "id", "email")[1] == (2, "two@example.com")
 
@@ -632,3 +632,14 @@ def test_unknown_actions_are_named_as_json_and_a_dry_run_of_an_atomic_batch_prev
     assert (
         "with atomic=true the deletion" in skipped_records(preview["users"])[0]["reasons"]["id"][0]
     )
+
+
+def test_repeated_ids_answer_within_a_small_multiple_of_the_body(api):
+    """Each repeat used to name the first record's index in its reason, so that every repeat
+    made a group of its own: 100,000 repeated pairs in a CSV of deletions answered 14x."""
+    body = "id\n" + "".join(f"{i}\n{i}\n" for i in range(20_000))
+    response = post(api, body, "?type=users&action=delete", content_type="text/csv")
+    assert response.status_code == 200
+    assert len(response.content) < 10 * len(body)
+    groups = response.json()["users"]["skipped_groups"]
+    assert len(groups) <= 3, [g["reasons"] for g in groups]

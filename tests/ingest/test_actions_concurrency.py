@@ -31,11 +31,10 @@ import threading
 import time
 
 import pytest
-from django.db import connections, transaction
+from django.db import connections
 from django.test import Client
 
 from common.http.viewsets import ServiceViewSet
-from ingest import phases
 from ingest.resources import ORDERS
 from orders_svc.models import Order
 from orders_svc.selectors import dangling_orders
@@ -44,7 +43,7 @@ from products_svc.models import Product
 from tests.ingest.skips import skipped_records
 from tests.live import request as live_request
 from users_svc import services as user_services
-from users_svc.models import USERS_DB, User
+from users_svc.models import User
 
 pytestmark = pytest.mark.django_db(databases="__all__", transaction=True, reset_sequences=True)
 
@@ -387,17 +386,11 @@ def test_an_atomic_batch_and_a_streaming_one_with_the_same_ids_both_finish(
     assert list(dangling_orders()) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an atomic batch commits users and products before orders, so the deletion of a "
-    "user is visible before the deletion of its orders (see ingest.atomic: orders commit last)",
-)
-def test_an_atomic_batch_deleting_an_order_and_its_user_shows_no_dangling_order_meanwhile(
-    api, monkeypatch
-):
-    """Atomic: delete order 1 and its user 1. A reader that looks between the batch's commits
-    (users first, orders last) sees order 1 pointing at a user that is gone; if the orders
-    commit then fails, it stays so until the undo puts user 1 back."""
+def test_an_atomic_batch_deleting_an_order_and_its_user_is_refused_and_shows_nothing(api):
+    """Atomic: delete order 1 and its user 1. Its users commit before its orders, so a reader
+    between the commits would see order 1 pointing at a user that is gone (and for as long as
+    an undo takes if the orders commit failed): the batch is refused instead (a 422), and the
+    same batch without atomic, whose phases commit the orders first, goes in."""
     post(
         api,
         {
@@ -406,24 +399,17 @@ def test_an_atomic_batch_deleting_an_order_and_its_user_shows_no_dangling_order_
             "orders": [{"id": 1, "user_id": 1, "product_id": 1, "quantity": 1}],
         },
     )
-    seen_between_commits = []
-    real_mark = phases._mark
-
-    def mark_and_look_after_the_users_commit(key, sections):
-        transaction.on_commit(
-            lambda: seen_between_commits.append(in_another_thread(lambda: list(dangling_orders()))),
-            using=USERS_DB,
-        )
-        return real_mark(key, sections)
-
-    monkeypatch.setattr(phases, "_mark", mark_and_look_after_the_users_commit)
-    response = post(
-        api, {"orders": [{"id": 1}], "users": [{"id": 1}]}, "?atomic=true&action=delete"
-    )
-
-    assert response.status_code == 200
-    assert response.json()["users"]["deleted_ids"] == [1]
-    assert seen_between_commits == [[]]
+    batch = {"orders": [{"id": 1}], "users": [{"id": 1}]}
+    response = post(api, batch, "?atomic=true&action=delete")
+    assert response.status_code == 422
+    [refused] = skipped_records(response.json()["users"])
+    assert "with atomic=true the deletion would commit before" in refused["reasons"]["id"][0]
+    assert list(dangling_orders()) == []
+    assert Order.objects.filter(id=1).exists()
+    assert User.objects.filter(id=1).exists()
+    plain = post(api, batch, "?action=delete").json()
+    assert plain["users"]["deleted_ids"] == [1]
+    assert plain["orders"]["deleted_ids"] == [1]
 
 
 # --- rounds of clients at once through a real server --------------------------------------------

@@ -124,7 +124,7 @@ def test_duplicate_ids_in_the_batch_and_in_the_database_are_skipped(api):
         {
             "index": 2,
             "id": 6,
-            "reasons": {"id": ["Duplicate id: the user at index 1 has the same id."]},
+            "reasons": {"id": ["Duplicate id: an earlier user of this batch has the same id."]},
         },
         {"index": 3, "id": 7, "reasons": {"name": ["This field may not be blank."]}},
     ]

@@ -19,6 +19,9 @@ from users_svc.models import User
 
 pytestmark = pytest.mark.django_db(databases="__all__", transaction=True, reset_sequences=True)
 
+REPEATED_USER = "Duplicate id: an earlier user of this batch has the same id."
+REPEATED_ORDER = "Duplicate id: an earlier order of this batch has the same id."
+
 
 def run(*args) -> str:
     out = StringIO()
@@ -236,7 +239,12 @@ def test_update_changes_only_the_fields_given_and_checks_the_merged_record(tmp_p
         ("users", 4, "update", {"id": ["No user has this id."]}),
         ("orders", 1, "update", {"user_id": ["No user has this id."]}),
         # The orders of the file are one chunk of the orders pass: one id twice, as in a batch.
-        ("orders", 6, "update", {"id": ["Duplicate id: the order on line 1 has the same id."]}),
+        (
+            "orders",
+            6,
+            "update",
+            {"id": ["Duplicate id: an earlier order of this batch has the same id."]},
+        ),
     ]
     assert "line 1 (orders id 1, update): user_id: No user has this id." in output
 
@@ -463,9 +471,7 @@ def test_a_repeated_id_in_a_chunk_names_the_line_of_the_first(tmp_path):
     # batch, naming line 1 (the pipeline names its index in the chunk, 0). Line 5 is in the
     # next chunk and line 3 in the deletions pass: they run, in pass order.
     assert table(output)["users"] == [5, 2, 1, 1, 1]
-    assert "line 4 (users id 1, upsert): id: Duplicate id: the user on line 1 has the same id." in (
-        output
-    )
+    assert f"line 4 (users id 1, upsert): id: {REPEATED_USER}" in output
     assert rows(User, "id", "name") == [(1, "D")]
 
 
