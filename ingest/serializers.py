@@ -172,20 +172,25 @@ REQUEST_EXAMPLE = OpenApiExample(
 )
 
 
-def _section(inserted_ids, skipped_groups):
+def _actions_section(inserted_ids, updated_ids, deleted_ids, skipped_groups=()):
     skipped = sum(len(group["indexes"]) for group in skipped_groups)
+    done = len(inserted_ids) + len(updated_ids) + len(deleted_ids)
     return {
-        "received": len(inserted_ids) + skipped,
-        "valid": len(inserted_ids),
+        "received": done + skipped,
+        "valid": done,
         "inserted": len(inserted_ids),
-        "updated": 0,
-        "deleted": 0,
+        "updated": len(updated_ids),
+        "deleted": len(deleted_ids),
         "skipped": skipped,
         "inserted_ids": inserted_ids,
-        "updated_ids": [],
-        "deleted_ids": [],
-        "skipped_groups": skipped_groups,
+        "updated_ids": updated_ids,
+        "deleted_ids": deleted_ids,
+        "skipped_groups": list(skipped_groups),
     }
+
+
+def _section(inserted_ids, skipped_groups):
+    return _actions_section(inserted_ids, [], [], skipped_groups)
 
 
 RESPONSE_EXAMPLE = OpenApiExample(
@@ -256,23 +261,6 @@ ACTIONS_REQUEST_EXAMPLE = OpenApiExample(
         ],
     },
 )
-
-
-def _actions_section(inserted_ids, updated_ids, deleted_ids, skipped_groups=()):
-    skipped = sum(len(group["indexes"]) for group in skipped_groups)
-    done = len(inserted_ids) + len(updated_ids) + len(deleted_ids)
-    return {
-        "received": done + skipped,
-        "valid": done,
-        "inserted": len(inserted_ids),
-        "updated": len(updated_ids),
-        "deleted": len(deleted_ids),
-        "skipped": skipped,
-        "inserted_ids": inserted_ids,
-        "updated_ids": updated_ids,
-        "deleted_ids": deleted_ids,
-        "skipped_groups": list(skipped_groups),
-    }
 
 
 ACTIONS_RESPONSE_EXAMPLE = OpenApiExample(

@@ -26,11 +26,10 @@ from orders_svc.models import Order, OrderWriteLedger
 from products_svc.models import Product, ProductWriteLedger
 from tests import live
 from tests.ingest.disks import fill, send
+from tests.ingest.faults import DISK_FULL, fail_commit_once, fail_users_delete_once
 from users_svc.models import User, UserWriteLedger
 
 pytestmark = pytest.mark.django_db(databases="__all__", transaction=True, reset_sequences=True)
-
-DISK_FULL = "database or disk is full"
 
 
 def post(api, body, query="?atomic=true", **headers):
@@ -152,21 +151,6 @@ def markers() -> list[str]:
     ]
 
 
-def fail_commit_once(monkeypatch, alias: str) -> None:
-    """The next commit on ``alias`` fails as a full disk makes it fail."""
-    connection = connections[alias]
-    real_commit = connection._commit
-    failed = []
-
-    def commit():
-        if not failed:
-            failed.append(True)
-            raise OperationalError(DISK_FULL)
-        return real_commit()
-
-    monkeypatch.setattr(connection, "_commit", commit)
-
-
 def fail_users_restore_once(monkeypatch) -> None:
     """The next write of users' earlier rows back by an undo (its second step, after the
     deletion of the inserted rows) fails."""
@@ -180,20 +164,6 @@ def fail_users_restore_once(monkeypatch) -> None:
         return real_put_back(model, earlier, written)
 
     monkeypatch.setattr(changes, "put_back", put_back)
-
-
-def fail_users_delete_once(monkeypatch) -> None:
-    """The next deletion of users by id (the undo's first step) fails."""
-    real_delete = bulk.delete_ids
-    failed = []
-
-    def delete_ids(model, ids):
-        if model is User and not failed:
-            failed.append(True)
-            raise OperationalError(DISK_FULL)
-        return real_delete(model, ids)
-
-    monkeypatch.setattr(bulk, "delete_ids", delete_ids)
 
 
 def test_one_clean_run_of_the_mixed_batch(api):

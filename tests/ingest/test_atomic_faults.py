@@ -17,9 +17,8 @@ from io import StringIO
 
 import pytest
 from django.core.management import call_command
-from django.db import OperationalError, connections
+from django.db import connections
 
-from common.data import bulk
 from common.exceptions import RecordInvalid
 from ingest import jobs, pipeline
 from ingest.records import decode_batch
@@ -29,11 +28,11 @@ from products_svc.models import Product, ProductWriteLedger
 from tests import live
 from tests.factories import make_product
 from tests.ingest.disks import count, fill, send
+from tests.ingest.faults import fail_commit_once, fail_users_delete_once
 from users_svc.models import User, UserWriteLedger
 
 pytestmark = pytest.mark.django_db(databases="__all__", transaction=True, reset_sequences=True)
 
-DISK_FULL = "database or disk is full"
 
 BATCH = {
     "users": [
@@ -85,37 +84,8 @@ def assert_nothing_stored() -> None:
     assert (User.objects.count(), Product.objects.count(), Order.objects.count()) == (0, 0, 0)
 
 
-def fail_products_commit_once(monkeypatch) -> None:
-    """The next commit on the products database fails as a full disk makes it fail."""
-    connection = connections["products"]
-    real_commit = connection._commit
-    failed = []
-
-    def commit():
-        if not failed:
-            failed.append(True)
-            raise OperationalError(DISK_FULL)
-        return real_commit()
-
-    monkeypatch.setattr(connection, "_commit", commit)
-
-
-def fail_users_delete_once(monkeypatch) -> None:
-    """The next deletion of users rows fails (the undo of the committed users)."""
-    real_delete = bulk.delete_ids
-    failed = []
-
-    def delete_ids(model, ids):
-        if model is User and not failed:
-            failed.append(True)
-            raise OperationalError(DISK_FULL)
-        return real_delete(model, ids)
-
-    monkeypatch.setattr(bulk, "delete_ids", delete_ids)
-
-
 def leave_users_behind(api, monkeypatch) -> dict:
-    fail_products_commit_once(monkeypatch)
+    fail_commit_once(monkeypatch, "products")
     fail_users_delete_once(monkeypatch)
     response = post(api, BATCH)
     monkeypatch.undo()
@@ -147,7 +117,7 @@ def test_a_batch_whose_undo_fails_says_what_is_left_and_a_resend_goes_in_once(ap
 
 
 def test_a_batch_whose_undo_succeeds_keeps_nothing_and_can_be_resent_with_its_key(api, monkeypatch):
-    fail_products_commit_once(monkeypatch)
+    fail_commit_once(monkeypatch, "products")
     response = post(api, BATCH, HTTP_IDEMPOTENCY_KEY="atomic-retry")
     monkeypatch.undo()
     assert response.status_code == 503
@@ -393,7 +363,7 @@ def test_an_atomic_job_a_database_fails_keeps_the_503_body_as_its_result(api, mo
     monkeypatch.setattr(jobs, "dispatch", lambda job_id: None)  # run it here, below
     submitted = post(api, BATCH, "?atomic=true&async=true")
     assert submitted.status_code == 202
-    fail_products_commit_once(monkeypatch)
+    fail_commit_once(monkeypatch, "products")
     fail_users_delete_once(monkeypatch)
     jobs.run_job(uuid.UUID(submitted.json()["id"]))
     monkeypatch.undo()
