@@ -612,7 +612,9 @@ def test_records_without_an_id_once_the_largest_id_is_taken_are_skipped_not_a_50
     assert response.status_code == 200
     body = response.json()
     [skipped] = skipped_records(body["users"])
-    assert "no id is left to assign" in skipped["reasons"]["non_field_errors"][0]
+    # SQLite: our own count says so; PostgreSQL: the sequence ("reached maximum value").
+    message = skipped["reasons"]["non_field_errors"][0]
+    assert "no id is left to assign" in message or "reached maximum value" in message
     assert body["products"]["inserted_ids"] == [5]
     assert rows(User, "id") == [(largest,)]
 
