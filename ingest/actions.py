@@ -94,7 +94,7 @@ def sort_records(records: Sequence[Any], resource: Resource, default: str) -> So
         elif type(raw) is str and raw in _KNOWN:  # a list or an object cannot be looked up
             action = raw
         else:
-            action, reasons = _action_of(raw, default)
+            action, reasons = action_of(raw, default)
             if reasons:
                 actions.append(action)
                 result.skipped.append((index, _shown_id(record), reasons))
@@ -118,7 +118,10 @@ def sort_records(records: Sequence[Any], resource: Resource, default: str) -> So
 _KNOWN = frozenset(ACTIONS)
 
 
-def _action_of(raw: Any, default: str) -> tuple[str, Reasons | None]:
+def action_of(raw: Any, default: str) -> tuple[str, Reasons | None]:
+    """``(action, None)`` for a record's raw ``"action"`` (``default`` when it has none), or
+    ``(the value as shown, reasons)`` for one that is not an action (``ingest_file`` sorts its
+    passes by it too)."""
     if raw is UNSET:
         return default, None
     if type(raw) is str:

@@ -48,7 +48,7 @@ from django.db import connections, reset_queries
 from msgspec import UNSET
 
 from ingest import formats, pipeline
-from ingest.actions import ACTIONS, DELETE, INSERT, _action_of
+from ingest.actions import ACTIONS, DELETE, INSERT, action_of
 from ingest.records import decode_batch
 
 #: file name ending -> format
@@ -162,7 +162,7 @@ def pass_of(type_name: str, record: Any, default: str) -> int:
     Its action is read as the pipeline reads it (``ingest.actions``), so that a record runs in
     the pass of the phase the pipeline gives it; one with an unknown action is skipped by the
     pipeline in the pass of its type's writes."""
-    action, unknown = _action_of(getattr(record, "action", UNSET), default)
+    action, unknown = action_of(getattr(record, "action", UNSET), default)
     deletes = action == DELETE and unknown is None
     if type_name == "orders":
         return FIRST if deletes else ORDERS
