@@ -174,13 +174,13 @@ def _write_steps(section: "_Section", resource: Resource, actions: tuple[str, ..
         _write_step(section, resource, action, run, raise_failures=False)
 
 
-def _write_phases(sections: dict[str, _Section], run: Run, *, in_held_transactions: bool) -> None:
+def _write_phases(sections: dict[str, _Section], run: Run) -> None:
     """Every phase, in order, in the caller's thread (dry runs and atomic batches, in the
     transactions it holds): a failing database raises, since it spoils them."""
     for resource, actions in PHASES:
         section = sections[resource.name]
         for action in actions:
-            _write_step(section, resource, action, run, raise_failures=in_held_transactions)
+            _write_step(section, resource, action, run, raise_failures=True)
 
 
 def _write_step(
@@ -269,7 +269,7 @@ def _rehearse(sections: dict[str, _Section], run: Run, *, as_atomic: bool) -> No
             _held_transactions(stack)
             if as_atomic:
                 _refuse_deletions_freed_by_the_batch(sections)
-            _write_phases(sections, run, in_held_transactions=True)
+            _write_phases(sections, run)
             raise _Rehearsed
     except _Rehearsed:
         pass
@@ -296,7 +296,7 @@ def _all_or_nothing(sections: dict[str, _Section], results: IngestResult, run: R
                 if prefix is not None:
                     replayed = atomic_batches.recorded_chunks(resource.name, f"{prefix}:")
                     sections[resource.name].replayed = replayed
-            _write_phases(sections, run, in_held_transactions=True)
+            _write_phases(sections, run)
             if any(section.result.skipped for section in sections.values()):
                 raise Rejected
             for section in sections.values():
