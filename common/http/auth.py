@@ -114,6 +114,14 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
         return api_key.client, api_key
 
 
+#: How to get a key and send it, as the docs pages say it.
+API_KEY_HELP = (
+    "An API key. An operator makes one with `.venv/bin/python manage.py create_api_token NAME` "
+    "(it is printed once; `revoke_api_token NAME` revokes it). Paste the key alone here; "
+    "requests then carry `Authorization: Bearer <key>` (`Token <key>` works too)."
+)
+
+
 class ApiTokenScheme(OpenApiAuthenticationExtension):
     """How the schema (``/api/docs/``) describes :class:`ApiTokenAuthentication`."""
 
@@ -121,9 +129,14 @@ class ApiTokenScheme(OpenApiAuthenticationExtension):
     name = "tokenAuth"
 
     def get_security_definition(self, auto_schema) -> dict:
-        return build_bearer_security_scheme_object(
-            header_name="Authorization", token_prefix="Token"
-        )
+        # A bearer scheme, so that Swagger UI's Authorize dialog takes the key alone (as an
+        # apiKey scheme it wanted "Token <key>" typed whole) and sends "Bearer <key>".
+        return {
+            **build_bearer_security_scheme_object(
+                header_name="Authorization", token_prefix="Bearer"
+            ),
+            "description": API_KEY_HELP,
+        }
 
 
 def _key_with_prefix(prefix: str):

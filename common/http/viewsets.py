@@ -73,7 +73,7 @@ def crud_docs(
     ``invalid_example`` is a typical 400 body; ``referenced_by`` names what may block a delete
     (documented as a 409).
     """
-    article = "an" if noun[0] in "aeiou" else "a"
+    article = "an" if noun[0] in "aeio" else "a"  # "a user": its u sounds like "you"
     invalid = OpenApiResponse(
         description=f"Invalid input, with a message per field, e.g. `{invalid_example}`."
     )
