@@ -116,9 +116,10 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
 
 #: How to get a key and send it, as the docs pages say it.
 API_KEY_HELP = (
-    "An API key. An operator makes one with `.venv/bin/python manage.py create_api_token NAME` "
-    "(it is printed once; `revoke_api_token NAME` revokes it). Paste the key alone here; "
-    "requests then carry `Authorization: Bearer <key>` (`Token <key>` works too)."
+    "An API key. An operator makes one with `manage.py create_api_token NAME` (after "
+    "`make run`: `.venv/bin/python manage.py create_api_token NAME`); it is printed once, and "
+    "`revoke_api_token NAME` revokes it. Paste the key alone here; requests then carry "
+    "`Authorization: Bearer <key>` (`Token <key>` works too)."
 )
 
 
@@ -162,7 +163,7 @@ def _note_use(api_key) -> None:
 #: What a client without a token is told (common.http.exception_handler puts it in the 401).
 TOKEN_NEEDED = (
     "This needs an API token: send the header 'Authorization: Token <key>'. "
-    "An operator creates one with: python manage.py create_api_token NAME"
+    "An operator creates one with: manage.py create_api_token NAME"
 )
 
 

@@ -37,7 +37,7 @@ _BAD_REQUEST = (
 )
 _NEEDS_KEY = (
     "No API key, or one that is wrong, revoked or expired. An operator makes a key with "
-    "`.venv/bin/python manage.py create_api_token NAME`; send it as "
+    "`manage.py create_api_token NAME`; send it as "
     "`Authorization: Token <key>` (or `Bearer <key>`)."
 )
 _WRONG_KEY = (
