@@ -18,6 +18,7 @@ is skipped, as it would run the same thing again.
 """
 
 import os
+import re
 import shutil
 import subprocess
 from contextlib import contextmanager
@@ -115,6 +116,16 @@ def test_the_readme_examples_print_what_the_readme_shows(tmp_path):
                     pytest.fail(f"{problem}--- make run's log ---\n{log.read_text()[-3000:]}")
     finally:
         shell.close()
+
+
+def test_the_readme_runs_manage_py_with_the_projects_python_only():
+    # The system's python has no Django: `python manage.py ...` fails for a newcomer.
+    bare = [
+        f"line {number}: {line.strip()}"
+        for number, line in enumerate(README.read_text().splitlines(), start=1)
+        if re.search(r"(?<![/\w])python3? manage\.py", line)
+    ]
+    assert not bare, "\n".join(bare)
 
 
 # --- the checker itself: it must find what is wrong ----------------------------------------
