@@ -42,6 +42,8 @@ from products_svc.selectors import product_list
 from users_svc.selectors import user_list
 
 SEED_FILE = Path(__file__).resolve().parents[2] / "fixtures" / "seed.json"
+#: Stored rows read back per query (a batch file may hold many taken ids).
+READ_CHUNK = 10_000
 
 # The report's order of sections, and how to read each table's rows back (one query per table).
 TABLES = [
@@ -113,38 +115,39 @@ class Command(BaseCommand):
         self.stdout.write("")
         for resource, read_back in TABLES:
             section = sections[resource.name]
-            if dry_run:
-                rows = [cleaned_row(sent[resource.name][i], resource) for i in _valid(section)]
-                self._rows(f"{resource.name.upper()} TABLE (Would be inserted):", rows, show)
+            if dry_run:  # nothing to read back: the records as the rules cleaned them
+                valid = _valid(section)
+                rows = [cleaned_row(sent[resource.name][i], resource) for i in valid[:show]]
+                self._rows(f"{resource.name.upper()} TABLE (Would be inserted):", rows, len(valid))
             else:
                 ids = section.inserted_ids
                 rows = sorted(read_back(ids[:show])) if ids else []
-                self._rows(f"{resource.name.upper()} TABLE (Inserted):", rows, show, len(ids))
+                self._rows(f"{resource.name.upper()} TABLE (Inserted):", rows, len(ids))
         differ = 0
         for resource, read_back in TABLES:
             lines, other_values = _skipped_lines(resource, sections[resource.name], sent, read_back)
             differ += other_values
-            self._lines(f"{resource.name.upper()} TABLE (Skipped):", lines, show)
+            self._lines(f"{resource.name.upper()} TABLE (Skipped):", lines[:show], len(lines))
         self._summary(sections, dry_run, differ)
 
-    def _rows(self, title: str, rows: list[tuple], show: int, total: int | None = None) -> None:
-        self._lines(title, [as_tuple(row) for row in rows[:show]], show, total or len(rows))
+    def _rows(self, title: str, rows: list[tuple], total: int) -> None:
+        self._lines(title, [as_tuple(row) for row in rows], total)
 
-    def _lines(self, title: str, lines: list[str], show: int, total: int | None = None) -> None:
-        total = len(lines) if total is None else total
+    def _lines(self, title: str, lines: list[str], total: int) -> None:
+        """A section: its title, the lines shown, and how many more there are."""
         self.stdout.write(title)
-        for line in lines[:show]:
+        for line in lines:
             self.stdout.write(line)
         if not total:
             self.stdout.write("(none)")
-        elif total > show:
-            self.stdout.write(f"... and {total - show} more")
+        elif total > len(lines):
+            self.stdout.write(f"... and {total - len(lines)} more")
         self.stdout.write("")
 
     def _summary(self, sections: dict[str, ResourceResult], dry_run: bool, differ: int) -> None:
         write = self.stdout.write
         if dry_run:
-            counted = {name: len(list(_valid(section))) for name, section in sections.items()}
+            counted = {name: len(_valid(section)) for name, section in sections.items()}
         else:
             counted = {name: len(section.inserted_ids) for name, section in sections.items()}
         not_written = sum(section.failed_writes for section in sections.values())
@@ -173,10 +176,12 @@ def _skipped_lines(
 ) -> tuple[list[str], int]:
     """One line per skipped record, in request order: what was sent, and why it was skipped;
     and how many of them have an id that is stored with other values. A record skipped because
-    its id is taken is compared with the stored row (one query for all of them)."""
+    its id is taken is compared with the stored row (one query per READ_CHUNK of them)."""
     skipped = sorted(section.skipped, key=lambda skip: skip[0])
     taken = [skip[1] for skip in skipped if skip[2] == duplicate_reason(resource, skip[1])]
-    stored = {row[0]: row for row in read_back(taken)} if taken else {}
+    stored = {}
+    for start in range(0, len(taken), READ_CHUNK):
+        stored.update((row[0], row) for row in read_back(taken[start : start + READ_CHUNK]))
     lines, differ = [], 0
     for index, record_id, reasons in skipped:
         record = sent[resource.name][index]
@@ -191,10 +196,10 @@ def _skipped_lines(
     return lines, differ
 
 
-def _valid(section: ResourceResult):
+def _valid(section: ResourceResult) -> list[int]:
     """Request indexes of the records that passed every check, in request order."""
     skipped = {index for index, _, _ in section.skipped}
-    return (index for index in range(section.received) if index not in skipped)
+    return [index for index in range(section.received) if index not in skipped]
 
 
 def _counts(per_table: dict[str, int]) -> str:
