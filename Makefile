@@ -1,7 +1,8 @@
 # The two commands a newcomer needs (see README.md):
 #   make run   - create the virtualenv, install, create/migrate every database, serve on :8000
 #   make test  - create/update the virtualenv, lint, check migrations and schema, run the tests
-# Only python3 (3.11+) and make are needed on the machine.
+# Only python3 (3.11+) and make are needed on the machine; make test also runs the README's
+# examples (tests/test_readme.py), which use curl and the sqlite3 shell.
 
 PYTHON ?= python3
 VENV ?= .venv

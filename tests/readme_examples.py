@@ -207,7 +207,7 @@ def report(example: Example, output: str, status: int, readme: str = "README.md"
             if index < len(example.expected)
             else "the end of what the README shows"
         )
-        problem = f"printed something else than the README shows, from {where} on"
+        problem = f"printed something other than what the README shows, from {where} on"
     shown = "\n".join(example.expected) or "(nothing)"
     return (
         f"{readme} line {example.line}: the command {problem}.\n"

@@ -7,8 +7,8 @@ like the project (every entry of the project linked into it, no database file) i
 working directory and ``DATA_DIR``, ``make run`` serves on a free port, and the README's
 ``localhost:8000`` is rewritten to it, in the commands and in what they print. The shell gets
 a plain environment (no test settings, no database URLs, a home of its own), so it sees what a
-newcomer's terminal sees. The first command that prints something else than the README shows,
-or exits with another status than 0, fails the test, naming its README line.
+newcomer's terminal sees. The first command that prints something other than what the README
+shows, or exits with a status other than 0, fails the test, naming its README line.
 
 ``make run`` serves with ``manage.py runserver``, which cannot read a chunked body (a 411,
 which the README shows); under gunicorn, which docker-compose runs, chunked bodies are read.
@@ -202,8 +202,8 @@ def test_a_difference_names_the_readme_line_the_command_and_both_outputs():
     example = Example(40, "curl -s \\\n  localhost:8000/users/1/", ["{", '"id":1}', "201"])
     message = report(example, '{"id":2}\n201', 0)
     assert message.startswith(
-        "README.md line 40: the command printed something else than the README shows, from "
-        "its line 43 on.\n$ curl -s \\\n  localhost:8000/users/1/\n"
+        "README.md line 40: the command printed something other than what the README shows, "
+        "from its line 43 on.\n$ curl -s \\\n  localhost:8000/users/1/\n"
     )
     assert '--- the README shows ---\n{\n"id":1}\n201\n--- it printed ---\n{"id":2}\n201' in message
 
