@@ -32,7 +32,7 @@ from common.http.serializers import ErrorSerializer
 _BAD_REQUEST = (
     "Bad input: an unknown or repeated query parameter, a bad filter value, malformed JSON or "
     "a body that breaks a rule. The body names each parameter or field with its messages "
-    '(`{"nam": ["Unknown query parameter. This endpoint takes: ..."]}`), or has `detail` and '
+    '(`{"nam":["Unknown query parameter. This endpoint takes: ..."]}`), or has `detail` and '
     "`code`."
 )
 _NEEDS_KEY = (
