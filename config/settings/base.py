@@ -229,6 +229,8 @@ CACHES = {
 # --- REST API ------------------------------------------------------------------------------
 API_PAGE_SIZE = env_int("API_PAGE_SIZE", 50, minimum=1)
 API_MAX_PAGE_SIZE = env_int("API_MAX_PAGE_SIZE", 1000, minimum=1)
+# Rows a page number reaches (an OFFSET walks them all); deeper, lists answer by cursor.
+API_MAX_PAGE_DEPTH = env_int("API_MAX_PAGE_DEPTH", 10_000, minimum=1)
 
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": [
