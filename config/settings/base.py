@@ -229,6 +229,9 @@ CACHES = {
 # --- REST API ------------------------------------------------------------------------------
 API_PAGE_SIZE = env_int("API_PAGE_SIZE", 50, minimum=1)
 API_MAX_PAGE_SIZE = env_int("API_MAX_PAGE_SIZE", 1000, minimum=1)
+# Rows per query of an export (GET /users/export/...): each chunk is read, encoded and sent
+# before the next is read, so this bounds an export's memory (common.data.streams).
+EXPORT_CHUNK_ROWS = 5_000
 
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": [
