@@ -298,7 +298,7 @@ def main() -> None:
         print(f"PostgreSQL is not reachable at {PG_URL}: its figures are left out.")
     print(
         f"Export benchmark: the {args.table} table, {args.rows:,} rows, NDJSON, "
-        f"{os.cpu_count()} CPUs, raw and HTTP runs alternating, {args.repeat} each"
+        f"{os.cpu_count()} CPUs, the three sides alternating, {args.repeat} runs each"
     )
     results: dict[tuple[str, str], list[dict]] = {}
     for _ in range(args.repeat):

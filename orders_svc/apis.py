@@ -45,8 +45,8 @@ class OrderExportView(ExportView):
     def get_queryset(self):
         return selectors.order_list()
 
-    def read_rows(self, rows, *, chunk_size: int):
-        return selectors.order_export_rows(orders=rows, chunk_size=chunk_size)
+    def read_rows(self, queryset, *, chunk_size: int):
+        return selectors.order_export_rows(orders=queryset, chunk_size=chunk_size)
 
     @export_docs(table, OrderFilter)
     def get(self, request, *args, **kwargs):

@@ -48,8 +48,8 @@ class ProductExportView(ExportView):
     def get_queryset(self):
         return selectors.product_list()
 
-    def read_rows(self, rows, *, chunk_size: int):
-        return selectors.product_export_rows(products=rows, chunk_size=chunk_size)
+    def read_rows(self, queryset, *, chunk_size: int):
+        return selectors.product_export_rows(products=queryset, chunk_size=chunk_size)
 
     @export_docs(table, ProductFilter)
     def get(self, request, *args, **kwargs):

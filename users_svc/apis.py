@@ -46,8 +46,8 @@ class UserExportView(ExportView):
     def get_queryset(self):
         return selectors.user_list()
 
-    def read_rows(self, rows, *, chunk_size: int):
-        return selectors.user_export_rows(users=rows, chunk_size=chunk_size)
+    def read_rows(self, queryset, *, chunk_size: int):
+        return selectors.user_export_rows(users=queryset, chunk_size=chunk_size)
 
     @export_docs(table, UserFilter)
     def get(self, request, *args, **kwargs):
