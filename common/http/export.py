@@ -225,7 +225,7 @@ def export_response(
     chunks: Iterator[list[Row]],
 ) -> StreamingHttpResponse:
     """The streamed response: ``first`` (already read) and then the rest of ``chunks``."""
-    if request.method == "HEAD":  # the headers a GET would get, without reading the table
+    if request.method == "HEAD":  # the headers a GET would get, and no rows
         chunks.close()
         body: Iterator[bytes] = iter(())
     else:

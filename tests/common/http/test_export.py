@@ -8,13 +8,18 @@ import json
 import logging
 
 import pytest
+import yaml
 from django.db import connections
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from prometheus_client import REGISTRY
 
 from common.http.export import ExportAborted
+from orders_svc.filters import OrderFilter
+from products_svc.filters import ProductFilter
 from tests.conftest import client_with, make_api_key
 from tests.factories import make_order, make_product, make_user
+from users_svc.filters import UserFilter
 
 pytestmark = [
     pytest.mark.django_db(databases="__all__"),
@@ -400,3 +405,28 @@ def test_a_database_down_after_the_first_byte_aborts_the_stream(api, settings, c
     assert record.fields["outcome"] == "failed"
     assert record.fields["rows"] == 2
     assert "OperationalError" in record.fields["error"]
+
+
+# --- where a client finds them -------------------------------------------------------------------
+
+
+def test_the_api_root_links_each_export(api):
+    root = api.get("/").json()
+    for resource in ("users", "products", "orders"):
+        assert root[f"{resource}_export"].endswith(f"/{resource}/export/")
+
+
+@pytest.mark.parametrize(
+    ("resource", "filterset"),
+    [("users", UserFilter), ("products", ProductFilter), ("orders", OrderFilter)],
+)
+def test_the_schema_documents_both_formats_the_filters_and_the_errors(resource, filterset):
+    schema = yaml.safe_load(Client().get("/api/schema/").content)
+    operation = schema["paths"][f"/{resource}/export/"]["get"]
+    assert operation["summary"]
+    assert set(operation["responses"]["200"]["content"]) == {"application/x-ndjson", "text/csv"}
+    assert {"200", "400", "406", "429", "503"} <= set(operation["responses"])
+    parameters = {p["name"]: p for p in operation["parameters"]}
+    assert set(parameters) == {*filterset.base_filters, "format"}
+    assert parameters["format"]["schema"]["enum"] == ["csv", "ndjson"]
+    assert {} in operation["security"]  # reads are open
