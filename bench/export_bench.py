@@ -17,6 +17,11 @@ on PostgreSQL; not timed), then one side is timed:
 The three sides alternate, ``--repeat`` runs each; the best run counts (the least disturbed by
 other load), the median is shown beside it. Targets: HTTP at least 0.5x raw, and the server's
 memory growth under 50 MB whatever the table's size.
+
+The default table is orders because nothing reads it before the measure starts: the server's
+warm-up (``bench.ingest_bench.gunicorn``) is ``GET /users/``, whose count reads the whole users
+table, so with ``--table users`` the cache it filled and freed is already in the worker and the
+growth shown is too low.
 """
 
 import argparse
