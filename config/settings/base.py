@@ -231,6 +231,9 @@ API_PAGE_SIZE = env_int("API_PAGE_SIZE", 50, minimum=1)
 API_MAX_PAGE_SIZE = env_int("API_MAX_PAGE_SIZE", 1000, minimum=1)
 # Rows a page number reaches (an OFFSET walks them all); deeper, lists answer by cursor.
 API_MAX_PAGE_DEPTH = env_int("API_MAX_PAGE_DEPTH", 10_000, minimum=1)
+# Rows per query of an export (GET /users/export/...): each chunk is read, encoded and sent
+# before the next is read, so this bounds an export's memory (common.data.streams).
+EXPORT_CHUNK_ROWS = 5_000
 
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": [
