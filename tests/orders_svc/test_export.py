@@ -27,6 +27,11 @@ def test_every_filter_of_the_list_selects_the_same_orders(api, orders):
             "product_id": [first.product_id, orders[2].product_id],
             "min_quantity": [1, 5, 100],
             "max_quantity": [3, 9, 0],
+            "id__in": ["1,2,3", "2", "999999"],
+            "min_id": [1, 3, 999999],
+            "max_id": [2, 999999],
+            "user_id__in": ["1,2,3", "999999"],
+            "product_id__in": ["1,2", "3"],
         },
     )
 

@@ -41,6 +41,10 @@ def test_every_filter_of_the_list_selects_the_same_products(api, products):
             "name_contains": ["1000", "P"],
             "min_price": ["0.1", "1000", "9999999999.99"],
             "max_price": ["0.01", "1000.5", "1e3"],
+            "id__in": ["1,2,3", "2", "999999"],
+            "min_id": [1, 3, 999999],
+            "max_id": [2, 999999],
+            "search": ["lap", "zz"],
         },
     )
 

@@ -28,6 +28,10 @@ def test_every_filter_of_the_list_selects_the_same_users(api, users):
             "name": ["alice", "BOB", "nobody"],
             "name_contains": ["lic", "o", "zz"],
             "email": ["alice@example.com", "bob@example.org"],
+            "id__in": ["1,2,3", "2", "999999"],
+            "min_id": [1, 3, 999999],
+            "max_id": [2, 999999],
+            "search": ["ALICE", "example.org", "zz"],
         },
     )
 
