@@ -16,31 +16,24 @@ Every ordering a list offers has such an index (the models' ``Meta.indexes``). `
 the direction of the field, so one index serves both directions (``-quantity`` is ``ORDER BY
 quantity DESC, id DESC``, the same index read backwards).
 
-Django compares row values on PostgreSQL; on SQLite it expands ``(a, b) > (x, y)`` into ``a > x
-OR (a = x AND b > y)``, which SQLite answers by scanning the whole index (36 ms against 0.6 ms
-per page at a million rows, measured here). SQLite has compared row values natively since 3.15,
-and seeks the index with them, so the lookups below give it the row values too.
+PostgreSQL seeks a ``(quantity, id)`` index with the row comparison itself. SQLite does not:
+Django expands ``(a, b) > (x, y)`` there into ``a > x OR (a = x AND b > y)``, which it answers by
+scanning the whole index (36 ms a page at a million orders), and given the row values it seeks
+``quantity >= 5`` only and walks every order of quantity 5 up to id 81234 (10 ms a page when a
+quantity has 100,000 orders, measured here). So on SQLite the page is read in two exact seeks,
+the rest of the position's own value, then the values after it::
+
+    ... WHERE quantity = 5 AND id > 81234 ORDER BY quantity, id LIMIT 51   -- (quantity=? AND id>?)
+    ... WHERE quantity > 5 ORDER BY quantity, id LIMIT <what is missing>     -- only if needed
+
+0.05 ms each on the same table.
 """
 
 from typing import Any, NamedTuple
 
+from django.db import connections
 from django.db.models import F, QuerySet
-from django.db.models.fields.tuple_lookups import (
-    Tuple,
-    TupleGreaterThan,
-    TupleLessThan,
-    TupleLookupMixin,
-)
-
-
-class _RowGreaterThan(TupleGreaterThan):
-    def as_sqlite(self, compiler, connection):
-        return super(TupleLookupMixin, self).as_sql(compiler, connection)
-
-
-class _RowLessThan(TupleLessThan):
-    def as_sqlite(self, compiler, connection):
-        return super(TupleLookupMixin, self).as_sql(compiler, connection)
+from django.db.models.fields.tuple_lookups import Tuple, TupleGreaterThan, TupleLessThan
 
 
 class Ordering(NamedTuple):
@@ -68,14 +61,34 @@ class Ordering(NamedTuple):
         return getattr(row, self.field), row.id
 
 
-def rows_after(queryset: QuerySet, ordering: Ordering, position: tuple[Any, int]) -> QuerySet:
-    """The rows of ``queryset`` that come after ``position`` (a :meth:`Ordering.key`) in
-    ``ordering``, sorted by it. One index seek, whatever the depth."""
+def keyset_queries(
+    queryset: QuerySet, ordering: Ordering, position: tuple[Any, int]
+) -> list[QuerySet]:
+    """The queries, in order, whose rows are those of ``queryset`` after ``position`` (a
+    :meth:`Ordering.key`) in ``ordering``, sorted by it: one on PostgreSQL and for ``id``, two
+    on SQLite (see the module docstring). Each is one index seek, whatever the depth."""
     value, row_id = position
     ascending = not ordering.descending
+    ordered = queryset.order_by(*ordering.order_by())
+    after = "gt" if ascending else "lt"
     if ordering.field == "id":
-        rows = queryset.filter(id__gt=row_id) if ascending else queryset.filter(id__lt=row_id)
-    else:
-        lookup = _RowGreaterThan if ascending else _RowLessThan
-        rows = queryset.filter(lookup(Tuple(F(ordering.field), F("id")), (value, row_id)))
-    return rows.order_by(*ordering.order_by())
+        return [ordered.filter(**{f"id__{after}": row_id})]
+    if connections[queryset.db].vendor != "sqlite":
+        lookup = TupleGreaterThan if ascending else TupleLessThan
+        return [ordered.filter(lookup(Tuple(F(ordering.field), F("id")), (value, row_id)))]
+    return [
+        ordered.filter(**{ordering.field: value, f"id__{after}": row_id}),
+        ordered.filter(**{f"{ordering.field}__{after}": value}),
+    ]
+
+
+def rows_after(
+    queryset: QuerySet, ordering: Ordering, position: tuple[Any, int], limit: int
+) -> list:
+    """Up to ``limit`` rows of ``queryset`` after ``position`` in ``ordering``, in its order."""
+    rows: list = []
+    for query in keyset_queries(queryset, ordering, position):
+        rows += query[: limit - len(rows)]
+        if len(rows) >= limit:
+            break
+    return rows

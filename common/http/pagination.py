@@ -184,7 +184,7 @@ class KeysetPagination(BasePagination):
     def _page_at(self, queryset, cursor: Cursor, size: int) -> list:
         self.count = None
         ordering = cursor.ordering.reversed() if cursor.before else cursor.ordering
-        rows = list(rows_after(queryset, ordering, cursor.position)[: size + 1])
+        rows = rows_after(queryset, ordering, cursor.position, size + 1)
         more = len(rows) > size
         rows = rows[:size]
         if cursor.before:

@@ -7,7 +7,7 @@ from the position, no scan of the table, no sort. Asked of the planner, not time
 import pytest
 from django.db import connections
 
-from common.data.keyset import Ordering, rows_after
+from common.data.keyset import Ordering, keyset_queries, rows_after
 from orders_svc.models import Order
 from products_svc.models import Product
 from users_svc.models import User
@@ -48,25 +48,40 @@ def _plan(queryset) -> str:
 @pytest.mark.parametrize(("model", "field", "descending"), CASES)
 def test_the_page_after_a_position_is_an_index_search(model, field, descending):
     value = POSITIONS.get((model, field))
-    page = rows_after(model.objects.all(), Ordering(field, descending), (value, 40))[:51]
-    plan = _plan(page)
-    if connections[page.db].vendor == "sqlite":
-        assert "SEARCH" in plan, plan
-        assert "INDEX" in plan or "PRIMARY KEY" in plan, plan
-        assert "TEMP B-TREE" not in plan, plan  # no sort of the rows found
-    else:
-        assert "Index" in plan, plan
-        assert "Sort" not in plan, plan
-        assert "Seq Scan" not in plan, plan
-        if field != "id":
-            assert "Index Cond: (ROW(" in plan, plan  # a seek to the position, not a filter
+    queries = keyset_queries(model.objects.all(), Ordering(field, descending), (value, 40))
+    sqlite = connections[queries[0].db].vendor == "sqlite"
+    assert len(queries) == (2 if sqlite and field != "id" else 1)
+    for index, query in enumerate(queries):
+        plan = _plan(query[:51])
+        if sqlite:
+            assert "SEARCH" in plan, plan
+            assert "INDEX" in plan or "PRIMARY KEY" in plan, plan
+            assert "TEMP B-TREE" not in plan, plan  # no sort of the rows found
+            if field != "id" and index == 0:
+                # The position's own value: both columns of the index, an exact seek (a row
+                # value made SQLite seek the first column only and walk the rest).
+                assert f"({field}=? AND id" in plan, plan
+        else:
+            assert "Index" in plan, plan
+            assert "Sort" not in plan, plan
+            assert "Seq Scan" not in plan, plan
+            if field != "id":
+                assert "Index Cond: (ROW(" in plan, plan  # a seek to the position, not a filter
 
 
 def test_rows_after_a_position_in_each_direction():
     for i, quantity in enumerate([2, 1, 2, 3, 2, 1], start=1):
         Order.objects.create(id=i, user_id=1, product_id=1, quantity=quantity)
     ascending = Ordering("quantity")
-    after = rows_after(Order.objects.all(), ascending, (2, 3))
-    assert list(after.values_list("quantity", "id")) == [(2, 5), (3, 4)]
-    before = rows_after(Order.objects.all(), ascending.reversed(), (2, 3))
-    assert list(before.values_list("quantity", "id")) == [(2, 1), (1, 6), (1, 2)]
+
+    def ids(rows):
+        return [(row.quantity, row.id) for row in rows]
+
+    assert ids(rows_after(Order.objects.all(), ascending, (2, 3), 10)) == [(2, 5), (3, 4)]
+    assert ids(rows_after(Order.objects.all(), ascending, (2, 3), 1)) == [(2, 5)]
+    before = rows_after(Order.objects.all(), ascending.reversed(), (2, 3), 10)
+    assert ids(before) == [(2, 1), (1, 6), (1, 2)]
+    assert ids(rows_after(Order.objects.all(), ascending.reversed(), (2, 1), 10)) == [
+        (1, 6),
+        (1, 2),
+    ]
