@@ -24,6 +24,7 @@ from ingest.models import IngestJob, IngestJobPayload
 from orders_svc.models import Order, OrderWriteLedger
 from products_svc.models import Product, ProductWriteLedger
 from tests import live
+from tests.ingest.job_downloads import live_response_of
 from tests.ingest.skips import skipped_records
 from users_svc.models import User, UserWriteLedger
 
@@ -129,8 +130,9 @@ def test_a_celery_worker_runs_an_async_batch_to_succeeded(web, tmp_path, api_tok
     assert job["state"] == "succeeded", job["error"]
     assert job["processed"] == job["total"] == 30
     assert job["attempts"] == 1
-    assert job["result"]["users"]["inserted_ids"] == list(range(1, 10))
-    assert [s["id"] for s in skipped_records(job["result"]["orders"])] == [8, 9, 10]
+    result = live_response_of(job, api_token)
+    assert result["users"]["inserted_ids"] == list(range(1, 10))
+    assert [s["id"] for s in skipped_records(result["orders"])] == [8, 9, 10]
     assert (User.objects.count(), Product.objects.count(), Order.objects.count()) == (9, 9, 7)
     assert ledger_rows() == 0
     assert not IngestJobPayload.objects.exists()
@@ -194,10 +196,11 @@ def test_a_worker_killed_mid_job_leaves_it_to_another_without_duplicates(web, tm
     assert done["state"] == "succeeded", done["error"]
     assert done["attempts"] == 2
     assert done["processed"] == done["total"] == 420
-    assert done["result"]["users"]["inserted_ids"] == list(range(1, 301))
+    result = live_response_of(done, api_token)
+    assert result["users"]["inserted_ids"] == list(range(1, 301))
     assert User.objects.count() == 300  # not 600: the second run reused what the first wrote
     assert Product.objects.count() == 120
-    assert sorted(done["result"]["products"]["inserted_ids"]) == sorted(
+    assert sorted(result["products"]["inserted_ids"]) == sorted(
         Product.objects.values_list("id", flat=True)
     )
     assert ledger_rows() == 0

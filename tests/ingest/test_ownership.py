@@ -130,7 +130,7 @@ def test_what_another_clients_dead_request_left_under_the_same_key_is_not_reused
 
 
 @pytest.mark.parametrize(
-    "query", ["?state=running", "?page=1&page=2", "?owner=someone-else", "?page_sise=5"]
+    "query", ["?status=running", "?page=1&page=2", "?owner=someone-else", "?page_sise=5"]
 )
 def test_the_jobs_list_refuses_unknown_and_repeated_parameters(api, query):
     response = api.get(f"/ingest/jobs/{query}")
