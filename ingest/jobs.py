@@ -501,8 +501,10 @@ def _delete_jobs_finished_before(cutoff: datetime) -> int:
     while job_ids := list(expired[:PURGE_BATCH]):
         with transaction.atomic(using=DEFAULT_DATABASE):
             IngestJobPayload.objects.filter(job_id__in=job_ids).delete()
-            # only("id"): the rows are fetched to cascade, and a result can be megabytes.
-            deleted += IngestJob.objects.filter(id__in=job_ids).only("id").delete()[0]
+            # only("id"): the rows are fetched to cascade, and a result can be megabytes. The
+            # cascade takes their result blocks too; only the jobs are counted.
+            _, by_model = IngestJob.objects.filter(id__in=job_ids).only("id").delete()
+            deleted += by_model.get(IngestJob._meta.label, 0)
     return deleted
 
 

@@ -118,7 +118,9 @@ def _type_outcomes(
         else:
             _inserted_in_order(codes, ids, section.inserted_ids)
     if codes.count(0):
-        _fill_rest(codes, ids, section, rest)
+        codes[:] = codes.replace(b"\0", bytes([rest]))
+    if codes.count(UNPROCESSED) or codes.count(VALID):
+        _ids_not_written(codes, ids, section)
     return outcomes
 
 
@@ -143,12 +145,8 @@ def _inserted_in_order(codes: bytearray, ids: array, inserted_ids: list[int]) ->
         ids[index] = stored_id
 
 
-def _fill_rest(codes: bytearray, ids: array, section: ResourceResult, rest: int) -> None:
-    """The records still without an outcome get ``rest``; they and the unprocessed ones show
-    their explicit id, if they had one."""
-    for index, code in enumerate(codes):
-        if not code:
-            codes[index] = rest
+def _ids_not_written(codes: bytearray, ids: array, section: ResourceResult) -> None:
+    """Records not written (valid or unprocessed) show their explicit id, if they had one."""
     for checked in section.sources:
         for index, row in zip(checked.positions, checked.rows, strict=True):
             if row[0] is not None and codes[index] >= UNPROCESSED:
