@@ -72,11 +72,13 @@ test-postgres: install-dev
 
 # Not part of `make test`: takes a few minutes and its figures depend on the machine.
 # It also draws docs/ingest-throughput.png (inserts, then the bulk actions upsert, update and
-# delete: their own ACTIONS_BENCH_ARGS), then ingests a 1,000,000-record NDJSON file.
+# delete: their own ACTIONS_BENCH_ARGS), then ingests a 1,000,000-record NDJSON file, then runs
+# a 1,000,000-record background job and reads its results back.
 bench: install-dev
 	$(BIN)/python -m bench.ingest_bench $(BENCH_ARGS)
 	$(BIN)/python -m bench.actions_bench $(ACTIONS_BENCH_ARGS)
 	$(BIN)/python -m bench.file_bench $(FILE_BENCH_ARGS)
+	$(BIN)/python -m bench.job_results_bench $(JOB_BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .test-data .pytest_cache .ruff_cache .hypothesis

@@ -182,10 +182,22 @@ def result_lines(
     "line" (NDJSON and CSV bodies), "id", "action", "outcome", "reasons" (skipped and
     unprocessed records)}``, by type (users, products, orders), then index."""
     wanted = CODES[outcome] if outcome else 0
+    # Lines are appended to one buffer as they are made: orjson gives each its own buffer of
+    # a few kilobytes, so 20,000 of them held for a join took 43 MB for 1 MB of lines.
+    piece = bytearray()
     for type_name in TYPES if name is None else (name,):
         for found in records(job_id, type_name, wanted):
-            if found:
-                yield b"".join(_line(record, unprocessed_reasons) for record in found)
+            for record in found:
+                piece += _line(record, unprocessed_reasons)
+                if len(piece) >= _PIECE_BYTES:
+                    yield bytes(piece)
+                    piece.clear()
+    if piece:
+        yield bytes(piece)
+
+
+#: About how much of the stream is handed to the server at a time.
+_PIECE_BYTES = 256 * 1024
 
 
 def _line(record: Record, unprocessed_reasons: Reasons | None) -> bytes:
