@@ -27,9 +27,10 @@ from common.http.auth import JobsBelongToTheirClient, owner_of
 from common.http.json import NDJSONRenderer, ORJSONRenderer
 from common.http.query import query_choice, strict_query
 from ingest import jobs, selectors
+from ingest.formats import TYPES
 from ingest.job_serializers import IngestJobSerializer
 from ingest.models import IngestJob
-from ingest.outcomes import OUTCOMES, TYPES
+from ingest.outcomes import OUTCOMES
 from ingest.serializers import AtomicWriteFailedSerializer, IngestResponseSerializer
 
 STATES = tuple(IngestJob.State.values)

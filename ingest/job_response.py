@@ -17,7 +17,8 @@ from typing import Any
 import orjson
 
 from common.http.json import dumps
-from ingest.job_results import TYPES, records
+from ingest.formats import TYPES
+from ingest.job_results import records
 from ingest.outcomes import DELETED, INSERTED, SKIPPED, UNPROCESSED, UPDATED
 from ingest.resources import Reasons
 

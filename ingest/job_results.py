@@ -31,13 +31,13 @@ import msgspec
 import orjson
 
 from ingest.actions import ACTIONS, INSERT
+from ingest.formats import TYPES
 from ingest.models import IngestJobResultBlock
 from ingest.outcomes import CODES, OUTCOMES, SKIPPED, UNPROCESSED, TypeOutcomes
 from ingest.resources import Reasons
 
 #: Records per stored block: what one read holds in memory (about 0.5 MB decoded).
 BLOCK_RECORDS = 20_000
-TYPES = ("users", "products", "orders")
 
 
 class _Block(msgspec.Struct, array_like=True, gc=False):
@@ -126,7 +126,7 @@ def _block(
 # --- reading -----------------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(slots=True)
 class Record:
     """One record's result, as :func:`records` reads it back."""
 

@@ -12,8 +12,8 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.reverse import reverse
 
+from ingest.formats import TYPES
 from ingest.models import IngestJob
-from ingest.outcomes import TYPES
 
 _OUTCOME_HELP = {
     "received": "Records of this type in the batch.",

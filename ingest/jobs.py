@@ -50,9 +50,10 @@ from django.utils import timezone
 from common.http.json import dumps
 from config.db_router import DEFAULT_DATABASE
 from ingest import formats, idempotency, pipeline
+from ingest.formats import TYPES
 from ingest.job_results import blocks_of
 from ingest.models import IngestJob, IngestJobPayload, IngestJobResultBlock
-from ingest.outcomes import TYPES, TypeOutcomes, all_unprocessed, outcomes_of
+from ingest.outcomes import TypeOutcomes, all_unprocessed, outcomes_of
 from ingest.records import decode_batch
 from ingest.results import IngestResult, kept_nothing
 from orders_svc import services as order_services
@@ -152,6 +153,7 @@ def run_job(job_id: uuid.UUID) -> None:
 
 def _run_claimed(job: IngestJob) -> None:
     received: dict[str, int] = {}
+    lines = None
     try:
         try:
             body, media_type, record_type = IngestJobPayload.objects.values_list(
@@ -161,7 +163,6 @@ def _run_claimed(job: IngestJob) -> None:
             # A worker presumed dead finished the job between our claim and this read.
             logger.warning("ingest job %s was finished by another worker", job.id)
             return
-        lines = None
         if media_type == "application/json":
             batch = decode_batch(bytes(body))
         else:

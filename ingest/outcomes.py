@@ -31,10 +31,9 @@ from operator import itemgetter
 from typing import Any
 
 from ingest.actions import ACTIONS, INSERT
+from ingest.formats import TYPES
 from ingest.resources import Reasons
 from ingest.results import IngestResult, ResourceResult
-
-TYPES = ("users", "products", "orders")
 
 #: The outcomes, in the order counts show them; a record's code is its position plus one.
 OUTCOMES = ("inserted", "updated", "deleted", "skipped", "unprocessed", "valid")
