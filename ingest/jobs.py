@@ -26,11 +26,11 @@ Life of a job::
   deletes a finished job and its results.
 * Nothing is kept longer than it is needed. The payload (the batch, up to
   ``INGEST_ASYNC_MAX_BODY_BYTES``) is deleted in the transaction that ends the job, whatever
-  the end: succeeded, failed, failed by the reaper, cancelled. :func:`purge_expired` deletes
-  jobs that ended ``INGEST_JOB_RETENTION`` seconds ago, ``Idempotency-Key`` records past
-  their ``INGEST_IDEMPOTENCY_TTL``, and the write-ledger rows a crashed run left in each
-  service's database after ``INGEST_LEDGER_RETENTION``; the reaper runs it now and then, and
-  ``manage.py reap_ingest_jobs`` every time.
+  the end: succeeded, failed, aborted, failed by the reaper, cancelled. :func:`purge_expired`
+  deletes jobs (their results with them) that ended ``INGEST_JOB_RETENTION`` seconds ago,
+  ``Idempotency-Key`` records past their ``INGEST_IDEMPOTENCY_TTL``, and the write-ledger rows
+  a crashed run left in each service's database after ``INGEST_LEDGER_RETENTION``; the reaper
+  runs it now and then, and ``manage.py reap_ingest_jobs`` every time.
 """
 
 import logging

@@ -218,6 +218,9 @@ def test_a_job_whose_worker_died_after_an_abort_ends_aborted_and_never_runs_agai
     assert job["state"] == "aborted"
     assert job["error"].startswith("The worker running this job stopped answering after the abort")
     assert job["links"]["results"] is None
+    response = api.get(f"/ingest/jobs/{job_id}/results/")
+    assert (response.status_code, response.json()["code"]) == (409, "no_results")
+    assert "has aborted without per-record results" in response.json()["detail"]
     assert not User.objects.exists()
     assert not IngestJobPayload.objects.exists()
 
