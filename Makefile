@@ -1,7 +1,8 @@
 # The two commands a newcomer needs (see README.md):
 #   make run   - create the virtualenv, install, create/migrate every database, serve on :8000
 #   make test  - create/update the virtualenv, lint, check migrations and schema, run the tests
-# Only python3 (3.11+) and make are needed on the machine.
+# Only python3 (3.11+) and make are needed on the machine; make test also runs the README's
+# examples (tests/test_readme.py), which use curl and the sqlite3 shell.
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -72,12 +73,16 @@ test-postgres: install-dev
 
 # Not part of `make test`: takes a few minutes and its figures depend on the machine.
 # It also draws docs/ingest-throughput.png (inserts, then the bulk actions upsert, update and
-# delete: their own ACTIONS_BENCH_ARGS), then ingests a 1,000,000-record NDJSON file, then runs
-# a 1,000,000-record background job and reads its results back.
+# delete: their own ACTIONS_BENCH_ARGS), then ingests a 1,000,000-record NDJSON file, then
+# times pages of every list ordering at 1,000,000 rows (PAGES_BENCH_ARGS), then
+# exports a 1,000,000-row table (EXPORT_BENCH_ARGS: --rows, --table, --repeat, --no-postgres),
+# then runs a 1,000,000-record background job and reads its results back (JOB_BENCH_ARGS).
 bench: install-dev
 	$(BIN)/python -m bench.ingest_bench $(BENCH_ARGS)
 	$(BIN)/python -m bench.actions_bench $(ACTIONS_BENCH_ARGS)
 	$(BIN)/python -m bench.file_bench $(FILE_BENCH_ARGS)
+	$(BIN)/python -m bench.pages_bench $(PAGES_BENCH_ARGS)
+	$(BIN)/python -m bench.export_bench $(EXPORT_BENCH_ARGS)
 	$(BIN)/python -m bench.job_results_bench $(JOB_BENCH_ARGS)
 
 clean:

@@ -86,6 +86,25 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+#: The indexes the service's tables have (one per ordering its lists offer, id breaking ties:
+#: common.data.keyset), so that the raw baselines pay for the same index writes.
+SORT_INDEXES = {
+    "users": [
+        "CREATE INDEX users_name_id ON users (name, id)",
+        "CREATE INDEX users_email_id ON users (email, id)",
+    ],
+    "products": [
+        "CREATE INDEX products_name_id ON products (name, id)",
+        "CREATE INDEX products_price_id ON products (price, id)",
+    ],
+    "orders": [
+        "CREATE INDEX orders_user_id_id ON orders (user_id, id)",
+        "CREATE INDEX orders_product_id_id ON orders (product_id, id)",
+        "CREATE INDEX orders_quantity_id ON orders (quantity, id)",
+    ],
+}
+
+
 def raw_sqlite_files(data_dir: Path) -> dict[str, sqlite3.Connection]:
     """Three fresh SQLite files for the raw baselines: the service's tables and indexes, WAL,
     synchronous=NORMAL, autocommit (the caller sends BEGIN/COMMIT)."""
@@ -103,9 +122,8 @@ def raw_sqlite_files(data_dir: Path) -> dict[str, sqlite3.Connection]:
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute("PRAGMA synchronous=NORMAL")
         connection.execute(ddl)
-        if name == "orders":
-            connection.execute("CREATE INDEX orders_user ON orders (user_id)")
-            connection.execute("CREATE INDEX orders_product ON orders (product_id)")
+        for index in SORT_INDEXES[name]:
+            connection.execute(index)
         connections[name] = connection
     return connections
 
@@ -160,17 +178,18 @@ def raw_pg_databases(urls: dict[str, str]) -> dict:
     ddl = {
         "users": [
             "CREATE TABLE users (id bigint PRIMARY KEY, name varchar(255) NOT NULL, "
-            "email varchar(254) NOT NULL)"
+            "email varchar(254) NOT NULL)",
+            *SORT_INDEXES["users"],
         ],
         "products": [
             "CREATE TABLE products (id bigint PRIMARY KEY, name varchar(255) NOT NULL, "
-            "price numeric(12, 2) NOT NULL)"
+            "price numeric(12, 2) NOT NULL)",
+            *SORT_INDEXES["products"],
         ],
         "orders": [
             "CREATE TABLE orders (id bigint PRIMARY KEY, user_id bigint NOT NULL, "
             "product_id bigint NOT NULL, quantity integer NOT NULL)",
-            "CREATE INDEX orders_user ON orders (user_id)",
-            "CREATE INDEX orders_product ON orders (product_id)",
+            *SORT_INDEXES["orders"],
         ],
     }
     connections = {}
@@ -347,9 +366,9 @@ def _proc_status(pid: int) -> dict[str, int]:
 
 
 @contextmanager
-def gunicorn(data_dir: Path, urls: dict[str, str] | None = None, prepare=None):
-    """Fresh databases (``init_db``), an API key, then gunicorn as production runs it (one worker
-    process, four threads) on a free port, warmed up by one read. ``prepare(env)``, if given,
+def gunicorn(data_dir: Path, urls: dict[str, str] | None = None, prepare=None, workers: int = 1):
+    """Fresh databases (``init_db``), an API key, then gunicorn as production runs it (``workers``
+    processes, four threads each) on a free port, warmed up by one read. ``prepare(env)``, if given,
     runs before the server starts (to load data without touching the worker's memory).
     Yields ``(port, token, worker pid)``; the server is stopped on the way out."""
     env = _service_env(data_dir, urls)
@@ -375,7 +394,7 @@ def gunicorn(data_dir: Path, urls: dict[str, str] | None = None, prepare=None):
             "--bind",
             f"127.0.0.1:{port}",
             "--workers",
-            "1",
+            str(workers),
             "--threads",
             "4",
             "--timeout",

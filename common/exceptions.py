@@ -57,3 +57,17 @@ class Unprocessable(APIException):
     status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
     default_detail = "The request is well-formed but cannot be processed."
     default_code = "unprocessable"
+
+
+class PreconditionFailed(APIException):
+    """``If-Match`` named another version of the record than the stored one: nothing written.
+
+    ``etag`` is the stored version's, sent back in the 412's ``ETag`` header."""
+
+    status_code = status.HTTP_412_PRECONDITION_FAILED
+    default_detail = "The record changed since it was read."
+    default_code = "precondition_failed"
+
+    def __init__(self, detail: str, *, etag: str) -> None:
+        super().__init__(detail)
+        self.etag = etag

@@ -5,6 +5,7 @@ records are checked one by one by the services' rules, so one bad record never f
 from drf_spectacular.utils import OpenApiExample
 from rest_framework import serializers
 
+from common.http.serializers import ErrorSerializer
 from orders_svc.serializers import OrderSerializer
 from products_svc.serializers import ProductSerializer
 from users_svc.serializers import UserSerializer
@@ -85,13 +86,6 @@ class SkippedGroupSerializer(serializers.Serializer):
         help_text="The records' action, in a batch with other actions than insert (records "
         "are grouped by action too); not given for a group of inserts.",
     )
-
-
-class ErrorSerializer(serializers.Serializer):
-    """What every error response of the API carries."""
-
-    detail = serializers.CharField(help_text="What went wrong, for a person.")
-    code = serializers.CharField(help_text="The same, for a program (e.g. `unprocessable`).")
 
 
 class AtomicWriteFailedSerializer(ErrorSerializer):

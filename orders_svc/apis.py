@@ -1,5 +1,7 @@
-"""HTTP API of the orders service: ``/orders/`` (thin: rules validate, services write)."""
+"""HTTP API of the orders service: ``/orders/`` and ``/orders/export/`` (thin: rules validate,
+services write)."""
 
+from common.http.export import ExportTable, ExportView, export_docs
 from common.http.viewsets import ServiceViewSet, crud_docs
 from orders_svc import selectors, services
 from orders_svc.filters import OrderFilter
@@ -29,3 +31,23 @@ class OrderViewSet(ServiceViewSet):
 
     def get_queryset(self):
         return selectors.order_list()
+
+
+class OrderExportView(ExportView):
+    """``GET /orders/export/``: every order (or those the filters select), streamed in id
+    order."""
+
+    table = ExportTable(
+        "orders", record="order", fields=selectors.ORDER_EXPORT_FIELDS, example=(1, 1, 1, 2)
+    )
+    filterset_class = OrderFilter
+
+    def get_queryset(self):
+        return selectors.order_list()
+
+    def read_rows(self, queryset, *, chunk_size: int):
+        return selectors.order_export_rows(orders=queryset, chunk_size=chunk_size)
+
+    @export_docs(table, OrderFilter)
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)

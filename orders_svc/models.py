@@ -12,13 +12,20 @@ from config.db_router import database_for_app
 
 
 class Order(models.Model):
-    user_id = models.BigIntegerField(db_index=True)
-    product_id = models.BigIntegerField(db_index=True)
+    user_id = models.BigIntegerField()
+    product_id = models.BigIntegerField()
     quantity = models.IntegerField()
 
     class Meta:
         db_table = "orders"
         ordering = ["id"]
+        # One per ordering the list offers, id breaking ties (common.data.keyset); the first
+        # two also serve the lookups by user and product (the deletion guards, the filters).
+        indexes = [
+            models.Index(fields=["user_id", "id"], name="orders_user_id_id"),
+            models.Index(fields=["product_id", "id"], name="orders_product_id_id"),
+            models.Index(fields=["quantity", "id"], name="orders_quantity_id"),
+        ]
         verbose_name = "order"
 
     def __str__(self) -> str:

@@ -5,12 +5,25 @@ from collections.abc import Collection, Iterable, Iterator
 from django.db.models import QuerySet
 
 from common.data.queries import count_by, existing_ids
+from common.data.streams import keyset_chunks
 from orders_svc.models import DeletionEpoch, Order
 
 
 def order_list() -> QuerySet[Order]:
     """All orders, in id order (the API filters and paginates it)."""
     return Order.objects.all()
+
+
+#: The fields of an order in an export, the id first: what ``POST /ingest/`` takes back.
+ORDER_EXPORT_FIELDS = ("id", "user_id", "product_id", "quantity")
+
+
+def order_export_rows(
+    *, orders: QuerySet[Order], chunk_size: int
+) -> Iterator[list[tuple[int, int, int, int]]]:
+    """``orders`` (``order_list()``, filtered) as ``ORDER_EXPORT_FIELDS`` tuples, in id order,
+    ``chunk_size`` at a time: one short query per chunk (``common.data.streams``)."""
+    return keyset_chunks(orders, fields=ORDER_EXPORT_FIELDS, chunk_size=chunk_size)
 
 
 def orders_per_reference(field: str, ids: Collection[int]) -> dict[int, int]:

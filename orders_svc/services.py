@@ -19,6 +19,7 @@ from django.db.models import F
 
 from common.data import bulk, changes
 from common.data.db import lock_for_checked_insert, lock_out_inserts, lock_out_writers
+from common.data.preconditions import Precondition, check_stored
 from common.data.queries import id_list_param, id_list_sql
 from common.exceptions import RecordInvalid, RecordNotFound
 from orders_svc import rules, selectors
@@ -47,25 +48,29 @@ def order_create(*, user_id: int, product_id: int, quantity: int) -> Order:
         return Order.objects.create(user_id=user_id, product_id=product_id, quantity=quantity)
 
 
-def order_update(order: Order, *, user_id: int, product_id: int, quantity: int) -> Order:
+def order_update(
+    order: Order,
+    *,
+    user_id: int,
+    product_id: int,
+    quantity: int,
+    precondition: Precondition | None = None,
+) -> Order:
     """Replace an order's fields; a changed user or product is checked like a new order.
 
     "Changed" is against the order as stored now, read under the lock (not as the caller read
     it: another request may have moved it since), as a bulk update does
     (``orders_bulk_update``): a quantity change of an order whose user was deleted behind the
-    service's back is taken alike by both.
+    service's back is taken alike by both. ``precondition`` is given that stored order too.
     """
     with transaction.atomic(using=ORDERS_DB):
         lock_for_checked_insert(ORDERS_DB, ORDERS_TABLE)
-        stored = (
-            Order.objects.select_for_update()
-            .filter(id=order.id)
-            .values_list("user_id", "product_id")
-            .first()
-        )
+        stored = Order.objects.select_for_update().filter(id=order.id).first()
         if stored is None:
             raise RecordNotFound(f"Order {order.id} does not exist.")
-        if (user_id, product_id) != stored:
+        if precondition is not None:
+            precondition(stored)
+        if (user_id, product_id) != (stored.user_id, stored.product_id):
             _require_references(user_id, product_id)
         Order.objects.filter(id=order.id).update(
             user_id=user_id, product_id=product_id, quantity=quantity
@@ -74,9 +79,11 @@ def order_update(order: Order, *, user_id: int, product_id: int, quantity: int) 
     return order
 
 
-def order_delete(order: Order) -> None:
-    """Delete an order (nothing references orders); ``RecordNotFound`` if it is gone already."""
+def order_delete(order: Order, *, precondition: Precondition | None = None) -> None:
+    """Delete an order (nothing references orders); ``RecordNotFound`` if it is gone already
+    (if ``precondition`` accepts the stored order)."""
     with transaction.atomic(using=ORDERS_DB):
+        check_stored(Order, order.id, precondition)
         # Gone since the view read it (another request deleted it): a 404, as it is afterwards,
         # so that each deletion is reported by one request only.
         if not Order.objects.filter(id=order.id).delete()[0]:

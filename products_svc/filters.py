@@ -1,17 +1,24 @@
-"""Query-string filters for ``GET /products/``."""
+"""Query-string filters for ``GET /products/`` (and its export).
+
+Exact filters, ids and price bounds use the indexes; ``name_contains`` and ``search`` read every
+row (a ``LIKE '%...%'``).
+"""
 
 from django_filters import rest_framework as filters
 
-from common.http.filters import AmountFilter
+from common.http.filters import AmountFilter, RecordFilterSet
 from products_svc import rules
 from products_svc.models import Product
 
 _PRICE = {"max_digits": rules.PRICE_MAX_DIGITS, "decimal_places": rules.PRICE_DECIMAL_PLACES}
 
 
-class ProductFilter(filters.FilterSet):
+class ProductFilter(RecordFilterSet):
     name = filters.CharFilter(lookup_expr="iexact", help_text="Exact name, ignoring case.")
     name_contains = filters.CharFilter(
+        field_name="name", lookup_expr="icontains", help_text="Part of the name, ignoring case."
+    )
+    search = filters.CharFilter(
         field_name="name", lookup_expr="icontains", help_text="Part of the name, ignoring case."
     )
     min_price = AmountFilter(
@@ -23,4 +30,13 @@ class ProductFilter(filters.FilterSet):
 
     class Meta:
         model = Product
-        fields = ["name", "name_contains", "min_price", "max_price"]
+        fields = [
+            "id__in",
+            "min_id",
+            "max_id",
+            "name",
+            "name_contains",
+            "search",
+            "min_price",
+            "max_price",
+        ]

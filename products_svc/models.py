@@ -14,6 +14,11 @@ class Product(models.Model):
     class Meta:
         db_table = "products"
         ordering = ["id"]
+        # One per ordering the list offers, id breaking ties (common.data.keyset).
+        indexes = [
+            models.Index(fields=["name", "id"], name="products_name_id"),
+            models.Index(fields=["price", "id"], name="products_price_id"),
+        ]
         verbose_name = "product"
 
     def __str__(self) -> str:

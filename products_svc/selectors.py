@@ -4,18 +4,33 @@ Other services (orders) ask here whether products exist, with sets of ids and on
 call , never one per record; they never import the products model.
 """
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from decimal import Decimal
 
 from django.db.models import QuerySet
 
 from common.data import bulk
 from common.data.queries import existing_ids, field_by_id
+from common.data.streams import keyset_chunks
 from products_svc.models import Product, ProductWriteLedger
 
 
 def product_list() -> QuerySet[Product]:
     """All products, in id order (the API filters and paginates it)."""
     return Product.objects.all()
+
+
+#: The fields of a product in an export, the id first: what ``POST /ingest/`` takes back.
+PRODUCT_EXPORT_FIELDS = ("id", "name", "price")
+
+
+def product_export_rows(
+    *, products: QuerySet[Product], chunk_size: int
+) -> Iterator[list[tuple[int, str, Decimal]]]:
+    """``products`` (``product_list()``, filtered) as ``PRODUCT_EXPORT_FIELDS`` tuples, in id
+    order, ``chunk_size`` at a time: one short query per chunk (``common.data.streams``).
+    Prices are exact ``Decimal``s with their two places (``Decimal("1000.00")``)."""
+    return keyset_chunks(products, fields=PRODUCT_EXPORT_FIELDS, chunk_size=chunk_size)
 
 
 def existing_product_ids(ids: Iterable[int]) -> set[int]:

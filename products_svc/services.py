@@ -8,6 +8,7 @@ from decimal import Decimal
 from django.db import transaction
 
 from common.data import bulk, changes
+from common.data.preconditions import Precondition, check_stored
 from common.data.references import guard_deletion, hold_references
 from common.exceptions import RecordNotFound
 from products_svc import rules
@@ -20,19 +21,23 @@ def product_create(*, name: str, price: Decimal) -> Product:
         return Product.objects.create(name=name, price=price)
 
 
-def product_update(product: Product, *, name: str, price: Decimal) -> Product:
-    """Replace a product's name and price."""
+def product_update(
+    product: Product, *, name: str, price: Decimal, precondition: Precondition | None = None
+) -> Product:
+    """Replace a product's name and price (if ``precondition`` accepts the stored product)."""
     with transaction.atomic(using=PRODUCTS_DB):
+        check_stored(Product, product.id, precondition)
         if not Product.objects.filter(id=product.id).update(name=name, price=price):
             raise RecordNotFound(f"Product {product.id} does not exist.")
     product.name, product.price = name, price
     return product
 
 
-def product_delete(product: Product) -> None:
+def product_delete(product: Product, *, precondition: Precondition | None = None) -> None:
     """Delete a product no order points at; raise ``RecordReferenced`` (409) otherwise, and
-    ``RecordNotFound`` if it is gone already."""
+    ``RecordNotFound`` if it is gone already (if ``precondition`` accepts the stored product)."""
     with guard_deletion("products", [product.id]), transaction.atomic(using=PRODUCTS_DB):
+        check_stored(Product, product.id, precondition)
         # Gone since the view read it (another request deleted it): a 404, as it is afterwards,
         # so that each deletion is reported by one request only.
         if not Product.objects.filter(id=product.id).delete()[0]:

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests import live
+from tests.conftest import make_api_key
 from tests.factories import make_user
 
 pytestmark = [
@@ -114,3 +115,57 @@ def test_swagger_ui_renders_and_try_it_out_gets_a_200(browser, tmp_path):
         if os.environ.get("SAVE_SCREENSHOTS"):
             DOCS.mkdir(exist_ok=True)
             shutil.copy(shot, DOCS / "api-docs.png")
+
+
+def _padlock(browser, operation: str) -> str | None:
+    """The aria-label of an operation's padlock ("authorization button locked" / "...
+    unlocked"), or None when it has none."""
+    from selenium.webdriver.common.by import By
+
+    buttons = browser.find_elements(By.CSS_SELECTOR, f"#{operation} .authorization__btn")
+    return buttons[0].get_attribute("aria-label") if buttons else None
+
+
+def test_padlocks_mark_what_needs_a_key_and_close_once_it_is_given(browser):
+    """Reads carry no padlock; writes carry one, open until a key is given in Authorize, then
+    closed, and "Try it out" then creates the user (201). Before, an optional key on reads drew
+    a closed padlock there and the writes an open one."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ready
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from users_svc.models import User
+
+    key = make_api_key("docs-reader")
+    wait = WebDriverWait(browser, 30)
+    with live.gunicorn() as (base_url, _):
+        browser.get(f"{base_url}/api/docs/")
+        wait.until(ready.presence_of_element_located((By.CSS_SELECTOR, ".opblock")))
+        assert "create_api_token" in browser.find_element(By.CSS_SELECTOR, ".info").text
+        assert _padlock(browser, "operations-users-users_list") is None
+        assert _padlock(browser, "operations-users-users_retrieve") is None
+        assert _padlock(browser, "operations-users-users_create") == "authorization button unlocked"
+        assert _padlock(browser, "operations-ingest-ingest_create") == (
+            "authorization button unlocked"
+        )
+
+        browser.find_element(By.CSS_SELECTOR, ".auth-wrapper .btn.authorize").click()
+        field = wait.until(
+            ready.element_to_be_clickable((By.CSS_SELECTOR, "input[aria-label=auth-bearer-value]"))
+        )
+        assert "create_api_token" in browser.find_element(By.CSS_SELECTOR, ".modal-ux").text
+        field.send_keys(key)
+        browser.find_element(By.CSS_SELECTOR, ".modal-ux .btn.authorize").click()
+        browser.find_element(By.CSS_SELECTOR, ".modal-ux .btn-done").click()
+        assert _padlock(browser, "operations-users-users_create") == "authorization button locked"
+        assert _padlock(browser, "operations-users-users_list") is None
+
+        create = "#operations-users-users_create"
+        browser.find_element(By.CSS_SELECTOR, f"{create} .opblock-summary").click()
+        wait.until(ready.element_to_be_clickable((By.CSS_SELECTOR, f"{create} .try-out__btn")))
+        browser.find_element(By.CSS_SELECTOR, f"{create} .try-out__btn").click()
+        wait.until(ready.element_to_be_clickable((By.CSS_SELECTOR, f"{create} .execute"))).click()
+        answer = f"{create} .live-responses-table tr.response .response-col_status"
+        status = wait.until(ready.presence_of_element_located((By.CSS_SELECTOR, answer)))
+        assert status.text.strip() == "201"
+    assert list(User.objects.values_list("name", "email")) == [("Alice", "alice@example.com")]

@@ -5,7 +5,7 @@ import re
 import pytest
 import yaml
 from django.core.management import call_command
-from django.test import Client
+from django.test import Client, override_settings
 
 pytestmark = pytest.mark.django_db(databases="__all__")
 
@@ -92,9 +92,67 @@ def test_schema_documents_the_ingest_endpoint_with_its_result_format():
     assert {"errors", "users", "products", "orders", "committed"} <= set(result)
 
 
-def test_schema_says_writes_need_a_token_and_reads_do_not():
+def _operations(schema: dict):
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            if method != "parameters":
+                yield path, method.upper(), operation
+
+
+def test_schema_gives_reads_no_padlock_and_writes_a_key():
+    # Swagger UI draws an optional key ([{"tokenAuth": []}, {}]) as a closed padlock and a
+    # required one, before Authorize, as an open one: reads looked locked and writes open.
+    for path, method, operation in _operations(_schema()):
+        if path.startswith("/ingest/jobs/"):  # a client's own jobs: reading them needs its key
+            assert operation["security"] == [{"tokenAuth": []}], (method, path)
+        elif method == "GET":
+            assert "security" not in operation, (method, path)
+        else:
+            assert operation["security"] == [{"tokenAuth": []}], (method, path)
+
+
+def test_schema_says_how_to_get_a_key_and_send_it():
     schema = _schema()
-    assert schema["components"]["securitySchemes"]["tokenAuth"]["in"] == "header"
-    assert {} in schema["paths"]["/users/"]["get"]["security"]
-    assert {} not in schema["paths"]["/users/"]["post"]["security"]
-    assert {"tokenAuth": []} in schema["paths"]["/ingest/"]["post"]["security"]
+    scheme = schema["components"]["securitySchemes"]["tokenAuth"]
+    # Bearer: Swagger UI's dialog takes the key alone (an apiKey scheme wanted "Token <key>").
+    assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")
+    assert "manage.py create_api_token NAME" in scheme["description"]
+    assert list(schema["components"]["securitySchemes"]) == ["tokenAuth"]
+    assert "manage.py create_api_token NAME" in schema["info"]["description"]
+    assert "**Authorize**" in schema["info"]["description"]
+
+
+@override_settings(API_READS_REQUIRE_TOKEN=True)
+def test_reads_carry_the_padlock_when_they_need_a_key():
+    assert _schema()["paths"]["/users/"]["get"]["security"] == [{"tokenAuth": []}]
+
+
+def test_every_operation_documents_the_errors_its_plumbing_gives():
+    for path, method, operation in _operations(_schema()):
+        codes = set(operation["responses"])
+        assert {"400", "401", "429", "503"} <= codes, (method, path, codes)
+        if "{id}" in path:
+            assert "404" in codes, (method, path)
+        if "requestBody" in operation:
+            assert {"413", "415"} <= codes, (method, path)
+        assert "Retry-After" in operation["responses"]["429"]["headers"], (method, path)
+    paths = _schema()["paths"]
+    for resource in ("users", "products"):
+        assert "409" in paths[f"/{resource}/{{id}}/"]["delete"]["responses"]
+    error = paths["/users/{id}/"]["get"]["responses"]["404"]["content"]["application/json"]
+    assert error["schema"] == {"$ref": "#/components/schemas/Error"}
+
+
+def test_summaries_use_the_right_article():
+    paths = _schema()["paths"]
+    assert paths["/users/{id}/"]["get"]["summary"] == "Get a user"
+    assert paths["/users/"]["post"]["summary"] == "Create a user"
+    assert paths["/orders/"]["post"]["summary"] == "Create an order"
+    assert paths["/products/{id}/"]["delete"]["summary"] == "Delete a product"
+
+
+def test_ingest_declares_async_beside_the_other_query_parameters():
+    parameters = _schema()["paths"]["/ingest/"]["post"]["parameters"]
+    declared = {p["name"]: p for p in parameters if p["in"] == "query"}
+    assert {"action", "dry_run", "atomic", "async", "type"} == set(declared)
+    assert declared["async"]["schema"] == {"type": "boolean"}

@@ -1,5 +1,7 @@
-"""HTTP API of the users service: ``/users/`` (thin: validation in rules, writes in services)."""
+"""HTTP API of the users service: ``/users/`` and ``/users/export/`` (thin: validation in rules,
+writes in services)."""
 
+from common.http.export import ExportTable, ExportView, export_docs
 from common.http.viewsets import ServiceViewSet, crud_docs
 from users_svc import selectors, services
 from users_svc.filters import UserFilter
@@ -28,3 +30,25 @@ class UserViewSet(ServiceViewSet):
 
     def get_queryset(self):
         return selectors.user_list()
+
+
+class UserExportView(ExportView):
+    """``GET /users/export/``: every user (or those the filters select), streamed in id order."""
+
+    table = ExportTable(
+        "users",
+        record="user",
+        fields=selectors.USER_EXPORT_FIELDS,
+        example=(1, "Alice", "alice@example.com"),
+    )
+    filterset_class = UserFilter
+
+    def get_queryset(self):
+        return selectors.user_list()
+
+    def read_rows(self, queryset, *, chunk_size: int):
+        return selectors.user_export_rows(users=queryset, chunk_size=chunk_size)
+
+    @export_docs(table, UserFilter)
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)

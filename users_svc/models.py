@@ -17,6 +17,11 @@ class User(models.Model):
     class Meta:
         db_table = "users"
         ordering = ["id"]
+        # One per ordering the list offers, id breaking ties (common.data.keyset).
+        indexes = [
+            models.Index(fields=["name", "id"], name="users_name_id"),
+            models.Index(fields=["email", "id"], name="users_email_id"),
+        ]
         verbose_name = "user"
 
     def __str__(self) -> str:

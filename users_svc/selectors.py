@@ -4,19 +4,32 @@ Other services (orders) ask here whether users exist, with sets of ids and one q
 , never one per record; they never import the users model.
 """
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from django.db.models import Count, QuerySet, Value
 from django.db.models.functions import Lower, StrIndex, Substr
 
 from common.data import bulk
 from common.data.queries import existing_ids, field_by_id
+from common.data.streams import keyset_chunks
 from users_svc.models import User, UserWriteLedger
 
 
 def user_list() -> QuerySet[User]:
     """All users, in id order (the API filters and paginates it)."""
     return User.objects.all()
+
+
+#: The fields of a user in an export, the id first: what ``POST /ingest/`` takes back.
+USER_EXPORT_FIELDS = ("id", "name", "email")
+
+
+def user_export_rows(
+    *, users: QuerySet[User], chunk_size: int
+) -> Iterator[list[tuple[int, str, str]]]:
+    """``users`` (``user_list()``, filtered) as ``USER_EXPORT_FIELDS`` tuples, in id order,
+    ``chunk_size`` at a time: one short query per chunk (``common.data.streams``)."""
+    return keyset_chunks(users, fields=USER_EXPORT_FIELDS, chunk_size=chunk_size)
 
 
 def existing_user_ids(ids: Iterable[int]) -> set[int]:

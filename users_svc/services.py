@@ -7,6 +7,7 @@ from datetime import datetime
 from django.db import transaction
 
 from common.data import bulk, changes
+from common.data.preconditions import Precondition, check_stored
 from common.data.references import guard_deletion, hold_references
 from common.exceptions import RecordNotFound
 from users_svc import rules
@@ -19,19 +20,23 @@ def user_create(*, name: str, email: str) -> User:
         return User.objects.create(name=name, email=email)
 
 
-def user_update(user: User, *, name: str, email: str) -> User:
-    """Replace a user's name and email."""
+def user_update(
+    user: User, *, name: str, email: str, precondition: Precondition | None = None
+) -> User:
+    """Replace a user's name and email (if ``precondition`` accepts the stored user)."""
     with transaction.atomic(using=USERS_DB):
+        check_stored(User, user.id, precondition)
         if not User.objects.filter(id=user.id).update(name=name, email=email):
             raise RecordNotFound(f"User {user.id} does not exist.")
     user.name, user.email = name, email
     return user
 
 
-def user_delete(user: User) -> None:
+def user_delete(user: User, *, precondition: Precondition | None = None) -> None:
     """Delete a user no order points at; raise ``RecordReferenced`` (409) otherwise, and
-    ``RecordNotFound`` if it is gone already."""
+    ``RecordNotFound`` if it is gone already (if ``precondition`` accepts the stored user)."""
     with guard_deletion("users", [user.id]), transaction.atomic(using=USERS_DB):
+        check_stored(User, user.id, precondition)
         # Gone since the view read it (another request deleted it): a 404, as it is afterwards,
         # so that each deletion is reported by one request only.
         if not User.objects.filter(id=user.id).delete()[0]:

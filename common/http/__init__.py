@@ -1,6 +1,6 @@
 """HTTP plumbing: how requests come in and answers go out.
 
 Authentication and throttles, body reading, JSON parsing and rendering, the one exception
-handler, pagination, the OpenAPI schema class, and the base viewset and serializer that hand
-clean values to the services.
+handler, pagination, streamed exports (NDJSON and CSV), the OpenAPI schema class, and the base
+viewset and serializer that hand clean values to the services.
 """

@@ -114,6 +114,15 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
         return api_key.client, api_key
 
 
+#: How to get a key and send it, as the docs pages say it.
+API_KEY_HELP = (
+    "An API key. An operator makes one with `manage.py create_api_token NAME` (after "
+    "`make run`: `.venv/bin/python manage.py create_api_token NAME`); it is printed once, and "
+    "`revoke_api_token NAME` revokes it. Paste the key alone here; requests then carry "
+    "`Authorization: Bearer <key>` (`Token <key>` works too)."
+)
+
+
 class ApiTokenScheme(OpenApiAuthenticationExtension):
     """How the schema (``/api/docs/``) describes :class:`ApiTokenAuthentication`."""
 
@@ -121,9 +130,14 @@ class ApiTokenScheme(OpenApiAuthenticationExtension):
     name = "tokenAuth"
 
     def get_security_definition(self, auto_schema) -> dict:
-        return build_bearer_security_scheme_object(
-            header_name="Authorization", token_prefix="Token"
-        )
+        # A bearer scheme, so that Swagger UI's Authorize dialog takes the key alone (as an
+        # apiKey scheme it wanted "Token <key>" typed whole) and sends "Bearer <key>".
+        return {
+            **build_bearer_security_scheme_object(
+                header_name="Authorization", token_prefix="Bearer"
+            ),
+            "description": API_KEY_HELP,
+        }
 
 
 def _key_with_prefix(prefix: str):
@@ -149,7 +163,7 @@ def _note_use(api_key) -> None:
 #: What a client without a token is told (common.http.exception_handler puts it in the 401).
 TOKEN_NEEDED = (
     "This needs an API token: send the header 'Authorization: Token <key>'. "
-    "An operator creates one with: python manage.py create_api_token NAME"
+    "An operator creates one with: manage.py create_api_token NAME"
 )
 
 

@@ -160,6 +160,10 @@ class BodyFramingMiddleware:
         else:
             try:
                 declared = int(meta.get("CONTENT_LENGTH") or 0)
+                # A "Content_Length" header reaches request.headers as Content-Length too
+                # (servers drop such names; the test client does not), where django-prometheus
+                # reads it with int().
+                int(meta.get("HTTP_CONTENT_LENGTH") or 0)
             except ValueError:
                 return _refusal(400, "parse_error", "Content-Length is not a number.")
             if declared > 0:

@@ -53,7 +53,7 @@ def unavailable_body(exc: Exception, down: list[DatabaseHealth] | None = None) -
     if "malformed" in error or "not a database" in error:
         detail = (
             f"The {names} database is damaged ({error}): requests that need it fail until it is "
-            "restored from a backup (python manage.py check_integrity, PRAGMA integrity_check)."
+            "restored from a backup (manage.py check_integrity, PRAGMA integrity_check)."
         )
     else:  # it answered again by now, or it was only busy (a lock held past the timeout)
         what = f"The {names} database" if failed else "A database"

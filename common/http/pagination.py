@@ -1,26 +1,291 @@
-"""Page-number pagination with a client-chosen page size (``?page=2&page_size=100``).
+"""Pagination of the lists: page numbers near the top, cursors (keyset reads) all the way down.
 
-Page numbers and sizes are ASCII digits, as every other number the API reads: Python's ``int``
-also takes ``"٢"`` (an Arabic-Indic 2), which DRF and Django would then serve as page 2. Such a
-value is a 400 naming the parameter.
+Two ways into a list, one way through it:
+
+* ``?page=N`` (the default, page 1; ``last`` for the last): the page at offset
+  ``(N - 1) * page_size`` and the ``count`` of rows, as DRF's page-number pagination answers.
+  An offset makes the database walk every row before it, so page numbers reach only the first
+  ``API_MAX_PAGE_DEPTH`` rows (10,000, as Elasticsearch's ``index.max_result_window``); a
+  deeper page is a 400 that says to follow the links instead.
+* ``?cursor=...``: the page after (or before) a position, found through an index whatever its
+  depth (``common.data.keyset``); no ``count``, which would cost a walk of the table on every
+  page. Every answer's ``next`` and ``previous`` are such cursor links, the page-number answers'
+  too, so a client reads a whole table, from any page, by following ``next``.
+
+A cursor is the position of the row at the edge of the page it came from (the value of the
+ordering's field and the id, base64url JSON) and the ordering it belongs to; any ``ordering``
+sent beside it must be that one. It is not a snapshot: rows written meanwhile show up if they
+sort after the position, and none is skipped or repeated. A cursor that does not decode, or
+does not fit the list, is a 400, as are a ``page_size`` above ``API_MAX_PAGE_SIZE`` or below 1
+and page numbers or sizes in anything but the ASCII digits (Python's ``int`` also takes ``"٢"``,
+an Arabic-Indic 2).
 """
 
+import base64
+import binascii
+from decimal import Decimal, InvalidOperation
+from typing import Any, NamedTuple
+
+import orjson
 from django.conf import settings
+from django.db import models
 from rest_framework import pagination
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.pagination import BasePagination
+from rest_framework.response import Response
+from rest_framework.utils.urls import remove_query_param, replace_query_param
+
+from common.data.keyset import Ordering, rows_after
+from common.data.validation import MAX_BIGINT
+from common.http.ordering import default_ordering, offered, requested_ordering
+
+PAGE, PAGE_SIZE, CURSOR = "page", "page_size", "cursor"
+#: Longer than any cursor of ours (a 255-character name, its id and the ordering).
+_MAX_CURSOR = 2000
+_BAD_CURSOR = "Not a cursor of this list: follow the `next` and `previous` links as they are."
 
 
-def _ascii_digits(request, name: str) -> None:
-    value = request.query_params.get(name)
-    if value is not None and value != "last" and not (value.isascii() and value.isdigit()):
+def page_size_of(request) -> int:
+    """``?page_size=``: 1 to ``API_MAX_PAGE_SIZE``, ``API_PAGE_SIZE`` when not given."""
+    raw = request.query_params.get(PAGE_SIZE)
+    if raw is None:
+        return settings.API_PAGE_SIZE
+    size = _whole_number(PAGE_SIZE, raw)
+    if not 1 <= size <= settings.API_MAX_PAGE_SIZE:
+        raise ValidationError(
+            {PAGE_SIZE: [f"Must be from 1 to {settings.API_MAX_PAGE_SIZE} (API_MAX_PAGE_SIZE)."]}
+        )
+    return size
+
+
+def _whole_number(name: str, raw: str) -> int:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
         raise ValidationError({name: ["Must be a whole number written with the digits 0-9."]})
+    return int(raw)
+
+
+class Cursor(NamedTuple):
+    """A position in an ordering, and whether the page wanted is the one after it or before."""
+
+    ordering: Ordering
+    position: tuple[Any, int]
+    before: bool = False
+
+    def encode(self) -> str:
+        value, row_id = self.position
+        if isinstance(value, Decimal):
+            value = str(value)
+        fields: dict[str, Any] = {"o": self.ordering.name, "i": row_id}
+        if self.ordering.field != "id":
+            fields["v"] = value
+        if self.before:
+            fields["b"] = 1
+        return base64.urlsafe_b64encode(orjson.dumps(fields)).rstrip(b"=").decode()
+
+    @classmethod
+    def decode(cls, raw: str, view, model: type[models.Model]) -> "Cursor":
+        """The cursor ``raw`` names, or a 400 if it is not one of this list."""
+        try:
+            fields = orjson.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
+            name, row_id = fields["o"], fields["i"]
+            if (
+                len(raw) > _MAX_CURSOR
+                or not isinstance(fields, dict)
+                or name not in offered(view)
+                or set(fields) - {"o", "i", "v", "b"}
+                or not _is_id(row_id)
+            ):
+                raise ValueError
+            ordering = Ordering(name.lstrip("-"), name.startswith("-"))
+            value = None if ordering.field == "id" else _value_of(model, ordering, fields["v"])
+        except (ValueError, TypeError, KeyError, binascii.Error, orjson.JSONDecodeError):
+            raise ValidationError({CURSOR: [_BAD_CURSOR]}) from None
+        return cls(ordering, (value, row_id), before=fields.get("b") == 1)
+
+
+def _is_id(value: Any) -> bool:
+    return type(value) is int and -MAX_BIGINT <= value <= MAX_BIGINT
+
+
+def _value_of(model: type[models.Model], ordering: Ordering, value: Any) -> Any:
+    """The field's value in a cursor, checked against the field (ValueError if it does not
+    fit): numbers for number columns, text for text, a decimal string for money."""
+    field = model._meta.get_field(ordering.field)
+    if isinstance(field, models.DecimalField):
+        if not isinstance(value, str) or len(value) > 40:
+            raise ValueError
+        try:
+            amount = Decimal(value)
+        except InvalidOperation:
+            raise ValueError from None
+        if not amount.is_finite():
+            raise ValueError
+        return amount
+    if isinstance(field, models.IntegerField):
+        if not _is_id(value):
+            raise ValueError
+        return value
+    if not isinstance(value, str) or len(value) > (field.max_length or 1000):
+        raise ValueError
+    return value
+
+
+class KeysetPagination(BasePagination):
+    """``?page=`` within the first ``API_MAX_PAGE_DEPTH`` rows, ``?cursor=`` anywhere (see the
+    module docstring)."""
+
+    def paginate_queryset(self, queryset, request, view=None):
+        self.request = request
+        size = page_size_of(request)
+        ordering = requested_ordering(request, view)
+        raw_cursor = request.query_params.get(CURSOR)
+        if raw_cursor is None:
+            self.ordering = ordering or default_ordering(view)
+            return self._numbered_page(queryset, size)
+        if PAGE in request.query_params:
+            raise ValidationError({CURSOR: ["Give a cursor or a page number, not both."]})
+        cursor = Cursor.decode(raw_cursor, view, queryset.model)
+        if ordering is not None and ordering != cursor.ordering:
+            wrong = f"This cursor reads ordering={cursor.ordering.name}, not {ordering.name}."
+            raise ValidationError({CURSOR: [wrong]})
+        self.ordering = cursor.ordering
+        return self._page_at(queryset, cursor, size)
+
+    def _numbered_page(self, queryset, size: int) -> list:
+        raw = self.request.query_params.get(PAGE, "1")
+        self.count = None
+        if raw == "last":
+            self.count = queryset.count()
+            number = max(1, -(-self.count // size))
+        else:
+            number = _whole_number(PAGE, raw)
+        offset = (max(number, 1) - 1) * size
+        if number < 1 or offset + size > settings.API_MAX_PAGE_DEPTH:
+            raise ValidationError({PAGE: [self._too_deep(number, size)]})
+        if self.count is None:
+            self.count = queryset.count()
+        if offset and offset >= self.count:
+            raise NotFound("Invalid page.")
+        rows = list(queryset[offset : offset + size])
+        self._link(rows, more_before=offset > 0, more_after=offset + len(rows) < self.count)
+        return rows
+
+    def _too_deep(self, number: int, size: int) -> str:
+        if number < 1:
+            return "Pages are numbered from 1."
+        depth = settings.API_MAX_PAGE_DEPTH
+        return (
+            f"Page {number} of {size} rows would start past row {depth:,}, the deepest a page "
+            "number reaches (API_MAX_PAGE_DEPTH): follow the `next` links (cursors) to read "
+            f"further, or sort the other way (ordering={self.ordering.reversed().name}) to "
+            "start from the end."
+        )
+
+    def _page_at(self, queryset, cursor: Cursor, size: int) -> list:
+        self.count = None
+        ordering = cursor.ordering.reversed() if cursor.before else cursor.ordering
+        rows = list(rows_after(queryset, ordering, cursor.position)[: size + 1])
+        more = len(rows) > size
+        rows = rows[:size]
+        if cursor.before:
+            rows.reverse()
+            self._link(rows, more_before=more, more_after=True)
+        else:
+            self._link(rows, more_before=True, more_after=more)
+        return rows
+
+    def _link(self, rows: list, *, more_before: bool, more_after: bool) -> None:
+        """``next``/``previous``: cursors at the page's last and first row, where there is
+        more to read that way."""
+        self.next = self.previous = None
+        if not rows:
+            return
+        if more_after:
+            self.next = self._url(Cursor(self.ordering, self.ordering.key(rows[-1])))
+        if more_before:
+            self.previous = self._url(
+                Cursor(self.ordering, self.ordering.key(rows[0]), before=True)
+            )
+
+    def _url(self, cursor: Cursor) -> str:
+        url = remove_query_param(self.request.build_absolute_uri(), PAGE)
+        return replace_query_param(url, CURSOR, cursor.encode())
+
+    def get_paginated_response(self, data) -> Response:
+        body: dict[str, Any] = {} if self.count is None else {"count": self.count}
+        body.update(next=self.next, previous=self.previous, results=data)
+        return Response(body)
+
+    def get_paginated_response_schema(self, schema: dict) -> dict:
+        link = {"type": "string", "nullable": True, "format": "uri"}
+        return {
+            "type": "object",
+            "required": ["next", "previous", "results"],
+            "properties": {
+                "count": {
+                    "type": "integer",
+                    "description": "Rows in the list (with its filters); given for `page` "
+                    "requests, not for `cursor` ones.",
+                    "example": 123,
+                },
+                "next": {
+                    **link,
+                    "description": "The page after this one (a cursor link).",
+                    "example": "http://localhost:8000/users/?cursor=eyJvIjoiaWQiLCJpIjo1MH0",
+                },
+                "previous": {
+                    **link,
+                    "description": "The page before (a cursor link).",
+                    "example": None,
+                },
+                "results": schema,
+            },
+        }
+
+    def get_schema_operation_parameters(self, view) -> list[dict]:
+        return [
+            {
+                "name": PAGE,
+                "required": False,
+                "in": "query",
+                "description": "A page number, for the first `API_MAX_PAGE_DEPTH` rows "
+                "(10,000); deeper, follow `next` (cursor links).",
+                "schema": {"type": "integer", "minimum": 1},
+            },
+            {
+                "name": PAGE_SIZE,
+                "required": False,
+                "in": "query",
+                "description": f"Rows per page (default {settings.API_PAGE_SIZE}); above "
+                "`API_MAX_PAGE_SIZE` it is a 400.",
+                "schema": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": settings.API_MAX_PAGE_SIZE,
+                },
+            },
+            {
+                "name": CURSOR,
+                "required": False,
+                "in": "query",
+                "description": "A position in the list, as the `next` and `previous` links "
+                "give it: the page after (or before) it, at the same cost at any depth.",
+                "schema": {"type": "string"},
+            },
+        ]
 
 
 class PageNumberPagination(pagination.PageNumberPagination):
-    page_size_query_param = "page_size"
-    max_page_size = settings.API_MAX_PAGE_SIZE
+    """Pages by number only, for lists without an index per ordering (the ingest jobs: a
+    client's own, and few); the same strict ``page`` and ``page_size``."""
+
+    page_size_query_param = PAGE_SIZE
+
+    def get_page_size(self, request) -> int:
+        return page_size_of(request)
 
     def paginate_queryset(self, queryset, request, view=None):
-        _ascii_digits(request, self.page_query_param)
-        _ascii_digits(request, self.page_size_query_param)
+        page = request.query_params.get(PAGE)
+        if page is not None and page != "last":
+            _whole_number(PAGE, page)
         return super().paginate_queryset(queryset, request, view)

@@ -102,3 +102,11 @@ class RuleSerializer(serializers.Serializer):
             f"This is {self.resource_name} {own}: the id cannot be changed "
             f"(send {own}, or leave it out)."
         )
+
+
+class ErrorSerializer(serializers.Serializer):
+    """What every error response of the API carries (for the OpenAPI schema: errors are
+    written by ``common.http.exception_handler``)."""
+
+    detail = serializers.CharField(help_text="What went wrong, for a person.")
+    code = serializers.CharField(help_text="The same, for a program (e.g. `unprocessable`).")

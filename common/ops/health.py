@@ -78,7 +78,7 @@ def explain(exc: Exception, *, table: str | None, vendor: str, name: str = "") -
     if table and (f"no such table: {table}" in lowered or f'relation "{table}"' in lowered):
         return (
             f"the {table} table is missing from {what}: is this the right {kind}? A new, empty "
-            f"one needs `python manage.py init_db` ({text})"
+            f"one needs `manage.py init_db` ({text})"
         )
     if "file is not a database" in lowered:
         return (

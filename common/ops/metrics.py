@@ -1,4 +1,4 @@
-"""Prometheus metrics: django-prometheus's request metrics and the ingest pipeline's own.
+"""Prometheus metrics: django-prometheus's request metrics, the ingest pipeline's and the exports'.
 
 Served at ``/metrics`` (``django_prometheus.exports.ExportToDjangoView``). Counters live in the
 process that runs the ingest: the web process for ``POST /ingest/`` and jobs on its thread pool,
@@ -55,3 +55,17 @@ def record_ingest(result) -> None:
         RECORDS.labels(name, "updated").inc(len(section.updated_ids))
         RECORDS.labels(name, "deleted").inc(len(section.deleted_ids))
         RECORDS.labels(name, "skipped").inc(len(section.skipped))
+
+
+EXPORT_STREAMS = Counter(
+    "export_streams_total",
+    "Exports (GET /<resource>/export/) that ended, by resource and how: completed, "
+    "disconnected (the client went away) or failed (after the first byte: the response was "
+    "cut off).",
+    ["resource", "outcome"],
+)
+EXPORT_ROWS = Counter(
+    "export_rows_total",
+    "Rows exports handed to the server, by resource (a disconnected export counts what it sent).",
+    ["resource"],
+)

@@ -229,6 +229,11 @@ CACHES = {
 # --- REST API ------------------------------------------------------------------------------
 API_PAGE_SIZE = env_int("API_PAGE_SIZE", 50, minimum=1)
 API_MAX_PAGE_SIZE = env_int("API_MAX_PAGE_SIZE", 1000, minimum=1)
+# Rows a page number reaches (an OFFSET walks them all); deeper, lists answer by cursor.
+API_MAX_PAGE_DEPTH = env_int("API_MAX_PAGE_DEPTH", 10_000, minimum=1)
+# Rows per query of an export (GET /users/export/...): each chunk is read, encoded and sent
+# before the next is read, so this bounds an export's memory (common.data.streams).
+EXPORT_CHUNK_ROWS = 5_000
 
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": [
@@ -271,9 +276,18 @@ SPECTACULAR_SETTINGS = {
         "name and a valid email; a product a price greater than 0; an order a quantity greater "
         "than 0 and a user and a product that exist (checked against the users and products "
         "databases). Invalid input gets a 400 with a message per field; deleting a user or a "
-        "product that orders still reference gets a 409."
+        "product that orders still reference gets a 409.\n\n"
+        "**Who may call what.** Reads are open: they carry no padlock. Writes need an API key, "
+        "and carry one: an operator makes a key with `manage.py create_api_token NAME` (after "
+        "`make run`: `.venv/bin/python manage.py create_api_token NAME`; printed once). Click "
+        "**Authorize**, paste the key, and the padlocks close: *Try it out* then sends "
+        "`Authorization: Bearer <key>` (`Token <key>` works too, as in the README's curl "
+        "examples)."
     ),
     "VERSION": "1.0.0",
+    # Clients authenticate with a key; the admin's session cookie, which the browsable API
+    # accepts too, is not for them (it filled the Authorize dialog with a "sessionid" field).
+    "AUTHENTICATION_WHITELIST": ["common.http.auth.ApiTokenAuthentication"],
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
     # Everything the docs pages load is served by this app: they work with no internet.

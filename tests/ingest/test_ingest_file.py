@@ -625,3 +625,31 @@ def test_a_csv_changed_between_passes_is_found(tmp_path, monkeypatch):
         "file that stays put."
     )
     assert rows(User, "id") == [(1,), (3,)]
+
+
+@pytest.mark.parametrize(
+    ("lines", "title", "where"),
+    [
+        (
+            ['{"type": "user", "name": "Ann", "email": "ann@example.com"}'],
+            "1 record in",
+            "No record was skipped: {errors} is empty.",
+        ),
+        (
+            ['{"type": "user", "name": "", "email": "ann@example.com"}'],
+            "1 record in",
+            "The skipped record is in {errors}.",
+        ),
+    ],
+)
+def test_the_summary_counts_one_record_in_the_singular_and_none_as_none(
+    tmp_path, lines, title, where
+):
+    path = tmp_path / "one.ndjson"
+    path.write_text("\n".join(lines) + "\n")
+    errors = tmp_path / "skipped.ndjson"
+    output = run(path, "--errors", errors)
+    assert f"one.ndjson: {title} " in output
+    assert where.format(errors=errors) in output
+    assert "All 0" not in output
+    assert "1 records" not in output

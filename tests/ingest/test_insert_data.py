@@ -137,3 +137,63 @@ def test_file_option_reports_unreadable_or_malformed_files(tmp_path):
     (tmp_path / "bad.json").write_text("[1, 2]")
     with pytest.raises(CommandError, match="not an ingest batch"):
         _run("--file", str(tmp_path / "bad.json"))
+
+
+def test_second_run_calls_identical_orders_already_present_too():
+    # The duplicate label matched "Duplicate id: a ...", and an order's reason says "an order".
+    _run()
+    again = _run()
+    assert (
+        "(3, 3, 3, 5) --> Already present: id: Duplicate id: an order with this id already "
+        "exists." in again
+    )
+    assert "Failed validation: id:" not in again
+
+
+def test_a_taken_id_stored_with_other_values_is_reported_with_the_stored_row():
+    _run()
+    User.objects.filter(id=1).update(name="Alicia")
+    Product.objects.filter(id=2).update(price="699.99")
+    Order.objects.filter(id=3).update(quantity=9)
+    Product.objects.filter(id=1).update(price="1000.00")  # the same price, written otherwise
+    again = _run()
+    assert (
+        "(1, 'Alice', 'alice@example.com') --> Present with other values: stored "
+        "(1, 'Alicia', 'alice@example.com')\n" in again
+    )
+    assert "(2, 'Smartphone', 700.0) --> Present with other values: stored " in again
+    assert "(2, 'Smartphone', 699.99)\n" in again
+    assert "(3, 3, 3, 5) --> Present with other values: stored (3, 3, 3, 9)\n" in again
+    assert "(1, 'Laptop', 1000.0) --> Already present: id: Duplicate id: a product" in again
+    assert "(8, 'Alice', 'alice@example.com') --> Already present: id: Duplicate id:" in again
+    assert (
+        "Nothing new was inserted: every valid record's id is already taken (3 of them by rows "
+        "with other values, which insert_data leaves as they are).\n" in again
+    )
+    assert User.objects.get(id=1).name == "Alicia"  # nothing was changed
+
+
+def test_dry_run_lists_what_a_real_run_would_insert_and_writes_nothing():
+    dry = _run("--dry-run")
+    assert (User.objects.count(), Product.objects.count(), Order.objects.count()) == (0, 0, 0)
+    real_sections = REPORT.replace("(Inserted)", "(Would be inserted)").split("\n\nFinal result")
+    assert dry.startswith(real_sections[0] + "\n\nDry run: nothing was written.\n")
+    assert dry.endswith(
+        "Final result: 9 users, 9 products, 7 orders would be inserted; "
+        "1 user, 1 product, 3 orders skipped.\n"
+    )
+
+
+def test_dry_run_of_a_file_shows_cleaned_values_and_no_id_for_new_records(tmp_path):
+    batch = tmp_path / "batch.json"
+    batch.write_text(
+        '{"users": [{"name": " Zed ", "email": "zed@example.com"}], '
+        '"products": [{"id": 5, "name": "Pen", "price": "2"}], '
+        '"orders": [{"user_id": 1, "product_id": 5, "quantity": 1}]}'
+    )
+    User.objects.create(id=1, name="Ann", email="ann@example.com")
+    dry = _run("--file", str(batch), "--dry-run")
+    assert "USERS TABLE (Would be inserted):\n(None, 'Zed', 'zed@example.com')\n" in dry
+    assert "PRODUCTS TABLE (Would be inserted):\n(5, 'Pen', 2.0)\n" in dry
+    assert "ORDERS TABLE (Would be inserted):\n(None, 1, 5, 1)\n" in dry
+    assert (User.objects.count(), Product.objects.count(), Order.objects.count()) == (1, 0, 0)

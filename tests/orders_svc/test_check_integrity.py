@@ -25,7 +25,19 @@ def _run(*args: str) -> tuple[int, str]:
 def test_a_consistent_store_passes():
     user, product = make_user(), make_product()
     make_order(user.id, product.id)
-    assert _run() == (0, "1 orders checked, 0 point at a missing user or product.\n")
+    assert _run() == (0, "1 order checked, 0 point at a missing user or product.\n")
+
+
+def test_one_dangling_order_is_counted_in_the_singular():
+    alice, bob, laptop = make_user(), make_user("Bob", "bob@example.com"), make_product()
+    make_order(alice.id, laptop.id)
+    dangling = make_order(bob.id, laptop.id)
+    User.objects.filter(id=bob.id).delete()
+    assert _run() == (
+        1,
+        f"order {dangling.id}: user {bob.id} does not exist\n"
+        "2 orders checked, 1 points at a missing user or product.\n",
+    )
 
 
 def test_rows_deleted_behind_the_api_are_found_and_the_exit_status_says_so():

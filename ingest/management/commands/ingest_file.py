@@ -133,10 +133,8 @@ class Command(BaseCommand):
 
     def summary(self, console: Console, path: Path, result: files.FileResult, errors) -> None:
         rate = result.records / result.seconds if result.seconds else 0
-        table = Table(
-            title=f"{path.name}: {result.records:,} records in {result.seconds:.1f} s "
-            f"({rate:,.0f}/s)"
-        )
+        records = "1 record" if result.records == 1 else f"{result.records:,} records"
+        table = Table(title=f"{path.name}: {records} in {result.seconds:.1f} s ({rate:,.0f}/s)")
         for column in ("type", *files.COUNTS):
             table.add_column(column, justify="left" if column == "type" else "right")
         totals = [0] * len(files.COUNTS)
@@ -163,8 +161,13 @@ class Command(BaseCommand):
                 )
                 console.print(f"  {where} ({what}): {reasons}", markup=False, soft_wrap=True)
         if errors is not None:
-            console.print(
-                f"All {result.skipped:,} skipped records are in {errors}.",
-                markup=False,
-                soft_wrap=True,
-            )
+            where = _where_the_skipped_are(result.skipped, errors)
+            console.print(where, markup=False, soft_wrap=True)
+
+
+def _where_the_skipped_are(skipped: int, errors: Path) -> str:
+    if not skipped:
+        return f"No record was skipped: {errors} is empty."
+    if skipped == 1:
+        return f"The skipped record is in {errors}."
+    return f"All {skipped:,} skipped records are in {errors}."

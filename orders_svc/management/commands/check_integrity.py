@@ -35,8 +35,10 @@ class Command(BaseCommand):
                 what = " and ".join(f"{kind} {order[f'{kind}_id']}" for kind in order["missing"])
                 verb = "does" if len(order["missing"]) == 1 else "do"
                 self.stdout.write(f"order {order['order_id']}: {what} {verb} not exist")
+            orders = "1 order" if checked == 1 else f"{checked} orders"
+            point = "points" if len(dangling) == 1 else "point"
             self.stdout.write(
-                f"{checked} orders checked, {len(dangling)} point at a missing user or product."
+                f"{orders} checked, {len(dangling)} {point} at a missing user or product."
             )
         if dangling:
             sys.exit(1)

@@ -279,3 +279,12 @@ def test_a_query_string_of_many_unknown_names_gets_a_small_answer(api):
         "900 unknown query parameters; the first 5 are named."
     ]
     assert nothing_written()
+
+
+@pytest.mark.parametrize("path", ["/users/", "/ingest/jobs/4bC44bb5--daA0d8F90aFB35C4904da7F/"])
+def test_a_content_length_header_that_is_not_a_number_is_a_400(api, path):
+    """Schemathesis' case: a header named ``CONTENT_LENGTH`` reaches ``request.headers`` as
+    Content-Length, and django-prometheus read it with ``int()``: a 500."""
+    response = api.get(path, HTTP_CONTENT_LENGTH="E:gP")
+    assert response.status_code == 400, response.content
+    assert response.json()["detail"] == "Content-Length is not a number."

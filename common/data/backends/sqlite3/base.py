@@ -26,9 +26,7 @@ from django.db.backends.sqlite3.base import DatabaseWrapper as SQLiteDatabaseWra
 FILE_MODE = 0o600
 
 #: How the error for a missing file goes on after its name.
-MISSING_FILE = (
-    "does not exist: was it moved or deleted? `python manage.py init_db` creates a new one"
-)
+MISSING_FILE = "does not exist: was it moved or deleted? `manage.py init_db` creates a new one"
 
 _creating = 0  # how many migrate commands run now (in any thread): they may create files
 _creating_lock = threading.Lock()
