@@ -75,13 +75,15 @@ test-postgres: install-dev
 # It also draws docs/ingest-throughput.png (inserts, then the bulk actions upsert, update and
 # delete: their own ACTIONS_BENCH_ARGS), then ingests a 1,000,000-record NDJSON file, then
 # times pages of every list ordering at 1,000,000 rows (PAGES_BENCH_ARGS), then
-# exports a 1,000,000-row table (EXPORT_BENCH_ARGS: --rows, --table, --repeat, --no-postgres).
+# exports a 1,000,000-row table (EXPORT_BENCH_ARGS: --rows, --table, --repeat, --no-postgres),
+# then runs a 1,000,000-record background job and reads its results back (JOB_BENCH_ARGS).
 bench: install-dev
 	$(BIN)/python -m bench.ingest_bench $(BENCH_ARGS)
 	$(BIN)/python -m bench.actions_bench $(ACTIONS_BENCH_ARGS)
 	$(BIN)/python -m bench.file_bench $(FILE_BENCH_ARGS)
 	$(BIN)/python -m bench.pages_bench $(PAGES_BENCH_ARGS)
 	$(BIN)/python -m bench.export_bench $(EXPORT_BENCH_ARGS)
+	$(BIN)/python -m bench.job_results_bench $(JOB_BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .test-data .pytest_cache .ruff_cache .hypothesis

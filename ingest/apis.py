@@ -16,11 +16,8 @@ from drf_spectacular.utils import (
     PolymorphicProxySerializer,
     extend_schema,
 )
-from rest_framework import viewsets
-from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
-from rest_framework.response import Response
 from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
@@ -28,14 +25,14 @@ from common.data.gc_tuning import fewer_collections
 from common.exceptions import Conflict, Unprocessable
 from common.http.auth import (
     IngestRateThrottle,
-    JobsBelongToTheirClient,
     WriteRateThrottle,
     owner_of,
 )
 from common.http.json import ORJSONParser, dumps
 from common.http.query import query_choice, query_flag, strict_query
-from ingest import bodies, idempotency, jobs, pipeline, selectors
+from ingest import bodies, idempotency, jobs, pipeline
 from ingest.actions import ACTIONS, INSERT
+from ingest.job_serializers import IngestJobSerializer
 from ingest.serializers import (
     ACTIONS_REQUEST_EXAMPLE,
     ACTIONS_RESPONSE_EXAMPLE,
@@ -43,8 +40,6 @@ from ingest.serializers import (
     RESPONSE_EXAMPLE,
     AtomicWriteFailedSerializer,
     ErrorSerializer,
-    IngestJobSerializer,
-    IngestJobSummarySerializer,
     IngestRequestSerializer,
     IngestResponseSerializer,
 )
@@ -104,7 +99,9 @@ class IngestView(APIView):
             "**In the background**: with `async=true` (or the header `Prefer: respond-async`) the "
             "batch is stored and the answer is at once a 202 with the job, whose URL is also in "
             "`Location`; poll it (`GET /ingest/jobs/{id}/`) for its state, its progress and, "
-            "when it has finished, the same result body. Background jobs take bigger batches "
+            "when it has finished, its counts per type and outcome; every record's result is "
+            "NDJSON at its `results/`, the same result body at its `response/`. Background "
+            "jobs can be aborted and deleted. They take bigger batches "
             "(`INGEST_ASYNC_MAX_RECORDS`, `INGEST_ASYNC_MAX_BODY_BYTES`: 5,000,000 records and "
             "512 MiB by default).\n\n"
             "**NDJSON and CSV**: the body may also be `application/x-ndjson`, one JSON object per "
@@ -370,58 +367,3 @@ def _ledger_key(idempotency_key: str | None, owner: str) -> str | None:
         return None
     scoped = f"{owner}\0{idempotency_key}".encode()
     return "key:" + hashlib.sha256(scoped).hexdigest()[:40]
-
-
-class IngestJobViewSet(viewsets.ReadOnlyModelViewSet):
-    """Background ingest jobs: their state, progress and, once finished, their result."""
-
-    lookup_value_regex = "[0-9a-fA-F-]{32,36}"
-    # A job belongs to the client that submitted it: another client, or a reader without a key,
-    # gets a 404 for it (not a 403, which would tell that it exists) and never sees it listed.
-    permission_classes = [JobsBelongToTheirClient]
-
-    def get_queryset(self):
-        return selectors.job_list(owner=owner_of(self.request))
-
-    def get_serializer_class(self):
-        return IngestJobSerializer if self.action != "list" else IngestJobSummarySerializer
-
-    def initial(self, request, *args, **kwargs) -> None:
-        super().initial(request, *args, **kwargs)
-        # A list pages; nothing else takes a parameter (a typo is a 400, not ignored).
-        strict_query(request, ("page", "page_size") if self.action == "list" else ())
-        jobs.reap_stale_jobs()  # whoever looks at jobs also notices a dead worker's ones
-
-    @extend_schema(
-        summary="List ingest jobs",
-        description="The jobs of the client whose API key is sent (401 without a key), newest "
-        "first; paginated.",
-    )
-    def list(self, request, *args, **kwargs):
-        return super().list(request, *args, **kwargs)
-
-    @extend_schema(
-        summary="Get an ingest job",
-        description="`result` is the same body a synchronous ingest answers, once the job has "
-        "finished (`succeeded`, or `failed` for a rejected atomic batch). Only the client that "
-        "submitted the job sees it: for anyone else it is a 404.",
-    )
-    def retrieve(self, request, *args, **kwargs):
-        return super().retrieve(request, *args, **kwargs)
-
-    @extend_schema(
-        summary="Cancel a queued ingest job",
-        request=None,
-        responses={
-            200: IngestJobSerializer,
-            409: OpenApiResponse(description="The job is already running or finished."),
-        },
-    )
-    @action(detail=True, methods=["post"])
-    def cancel(self, request, pk=None):
-        job = self.get_object()
-        try:
-            job = jobs.cancel_job(job.id)
-        except jobs.JobNotCancellable as exc:
-            raise Conflict(str(exc)) from None
-        return Response(IngestJobSerializer(job, context={"request": request}).data)

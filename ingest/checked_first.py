@@ -12,6 +12,9 @@ database; an order may point at a user or product of the batch that passed its c
   across the three even when a commit fails after another succeeded: what the earlier commits
   wrote is deleted at once, or as soon as the database lets it, and the answer is a 503
   (:class:`ingest.results.WriteFailed`).
+
+A run asked to stop (an aborted job, ``ingest.runs``) stops at its next chunk in either mode,
+and keeps nothing: a dry run never writes, and an atomic batch is rolled back whole.
 """
 
 from collections.abc import Callable
@@ -30,9 +33,10 @@ from ingest.results import (
     WriteFailed,
     duplicate_reason,
     fold_chunk,
+    kept_nothing,
     result_of,
 )
-from ingest.runs import Run
+from ingest.runs import Aborted, Run
 from orders_svc import services as order_services
 from orders_svc.models import ORDERS_DB
 from orders_svc.selectors import existing_order_ids
@@ -58,22 +62,27 @@ def ingest_checked_first(batch: Batch, *, dry_run: bool, run: Run) -> IngestResu
         atomic=not dry_run,
     )
     if dry_run:
-        _validate_against_databases(users, products, orders, results)
+        try:
+            _validate_against_databases(users, products, orders, results, run)
+        except Aborted:
+            return kept_nothing(results)
         run.advance(len(users.rows) + len(products.rows) + len(orders.rows))
         return results
     return _ingest_atomic(users, products, orders, results, run)
 
 
 def _validate_against_databases(
-    users: Checked, products: Checked, orders: Checked, results: IngestResult
+    users: Checked, products: Checked, orders: Checked, results: IngestResult, run: Run
 ) -> None:
     """The checks that need the databases, for every row: duplicate ids and references.
 
-    An order may point at a user or product of the same batch that passed its checks.
+    An order may point at a user or product of the same batch that passed its checks. Raises
+    :class:`Aborted` at a chunk if the run was asked to stop.
     """
-    user_ids = _check_duplicates(users, existing_user_ids, results.users)
-    product_ids = _check_duplicates(products, existing_product_ids, results.products)
+    user_ids = _check_duplicates(users, existing_user_ids, results.users, run)
+    product_ids = _check_duplicates(products, existing_product_ids, results.products, run)
     for start, chunk in orders.chunks(settings.INGEST_CHUNK_SIZE):
+        run.stop_here()
         reference_errors = order_services.reference_errors(
             chunk, known_user_ids=user_ids, known_product_ids=product_ids
         )
@@ -87,11 +96,12 @@ def _validate_against_databases(
 
 
 def _check_duplicates(
-    checked: Checked, existing: Callable[[set[int]], set[int]], result: ResourceResult
+    checked: Checked, existing: Callable[[set[int]], set[int]], result: ResourceResult, run: Run
 ) -> set[int]:
     """Skip rows whose explicit id exists (one query per chunk); return the ids that remain."""
     kept: set[int] = set()
     for start, chunk in checked.chunks(settings.INGEST_CHUNK_SIZE):
+        run.stop_here()
         taken = existing({row[0] for row in chunk if row[0] is not None})
         for offset, row in enumerate(chunk):
             if row[0] in taken:
@@ -131,7 +141,7 @@ def _ingest_atomic(
                 if alias == ORDERS_DB:
                     atomic_batches.hold_batch_lock()  # before the table lock (see common.data.db)
             order_services.lock_orders_for_held_batch()
-            _validate_against_databases(users, products, orders, results)
+            _validate_against_databases(users, products, orders, results, run)
             if results.errors:
                 raise Rejected
             marked = _write_in_caller_transactions(users, products, orders, results, run, key)
@@ -139,9 +149,12 @@ def _ingest_atomic(
                 raise Rejected
     except Rejected:
         return rejected(results)
+    except Aborted:
+        return kept_nothing(results)
     except DatabaseError as exc:
         failure = undo_failed_commit(key, committed, results, exc)
         if failure is not None:
+            failure.result = results  # what each record was, for a job's per-record results
             raise failure from exc
     atomic_batches.forget_batch(key, marked)
     return results
@@ -152,6 +165,7 @@ def rejected(results: IngestResult) -> IngestResult:
     results.rejected = True
     for section in results.sections:
         section.inserted_ids, section.updated_ids, section.deleted_ids = [], [], []
+        section.done_at = None
     invalid = sum(len(section.skipped) for section in results.sections)
     records = "1 record is" if invalid == 1 else f"{invalid} records are"
     results.detail = f"atomic=true: nothing was written because {records} invalid."
@@ -182,6 +196,7 @@ def _write_in_caller_transactions(
         frozenset(results.users.inserted_ids), frozenset(results.products.inserted_ids)
     )
     chunks = list(orders.chunks(settings.INGEST_CHUNK_SIZE))
+    run.stop_here()
     outcomes = order_services.orders_bulk_insert(
         [chunk for _, chunk in chunks],
         ids_above=orders.ids_above,
@@ -206,6 +221,7 @@ def _write_marked(
     new_ids: list[int] = []
     new_keys: list[str] = []
     for (start, chunk), ledger_key in zip(checked.chunks(size), chunk_keys, strict=True):
+        run.stop_here()
         outcome = write(chunk, ids_above=checked.ids_above, ledger_key=ledger_key)
         fold_chunk(checked, start, chunk, outcome, section)
         run.advance(len(chunk))

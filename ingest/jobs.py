@@ -4,7 +4,7 @@ Life of a job::
 
     submit_job()  ── row + payload committed ──▶ dispatch(id) ──▶ Celery worker or local thread
                                                                  run_job(id): claim, heartbeat,
-                                                                 pipeline.ingest(), result
+                                                                 pipeline.ingest(), results
 
 * The job row and its payload are committed before the job is dispatched (``on_commit``), so a
   worker never looks for a job that is not there yet. The broker carries only the job's id.
@@ -16,13 +16,21 @@ Life of a job::
   marks it failed after ``INGEST_JOB_MAX_ATTEMPTS`` attempts: no job stays ``running`` forever.
 * Running a job again cannot insert a record twice: every chunk is written under the job's
   write-ledger key (``common.models.WriteLedger``), so what a dead run committed is reused.
+* A finished job keeps a small summary (``counts`` per type and outcome) and every record's
+  outcome (``ingest.outcomes``), stored compactly in the transaction that ends it
+  (``ingest.job_results``); the summary never grows with the batch.
+* :func:`abort_job` cancels a queued job, and records the request on a running one: the run
+  asks the database before each chunk (``ingest.runs``), so a worker in another process stops
+  at its next chunk too, keeps what it committed (an atomic job keeps nothing), ends
+  ``aborted``, and reports the records it never wrote as unprocessed. :func:`delete_job`
+  deletes a finished job and its results.
 * Nothing is kept longer than it is needed. The payload (the batch, up to
   ``INGEST_ASYNC_MAX_BODY_BYTES``) is deleted in the transaction that ends the job, whatever
-  the end: succeeded, failed, failed by the reaper, cancelled. :func:`purge_expired` deletes
-  jobs that ended ``INGEST_JOB_RETENTION`` seconds ago, ``Idempotency-Key`` records past
-  their ``INGEST_IDEMPOTENCY_TTL``, and the write-ledger rows a crashed run left in each
-  service's database after ``INGEST_LEDGER_RETENTION``; the reaper runs it now and then, and
-  ``manage.py reap_ingest_jobs`` every time.
+  the end: succeeded, failed, aborted, failed by the reaper, cancelled. :func:`purge_expired`
+  deletes jobs (their results with them) that ended ``INGEST_JOB_RETENTION`` seconds ago,
+  ``Idempotency-Key`` records past their ``INGEST_IDEMPOTENCY_TTL``, and the write-ledger rows
+  a crashed run left in each service's database after ``INGEST_LEDGER_RETENTION``; the reaper
+  runs it now and then, and ``manage.py reap_ingest_jobs`` every time.
 """
 
 import logging
@@ -42,8 +50,12 @@ from django.utils import timezone
 from common.http.json import dumps
 from config.db_router import DEFAULT_DATABASE
 from ingest import formats, idempotency, pipeline
-from ingest.models import IngestJob, IngestJobPayload
+from ingest.formats import TYPES
+from ingest.job_results import blocks_of
+from ingest.models import IngestJob, IngestJobPayload, IngestJobResultBlock
+from ingest.outcomes import TypeOutcomes, all_unprocessed, outcomes_of
 from ingest.records import decode_batch
+from ingest.results import IngestResult, kept_nothing
 from orders_svc import services as order_services
 from products_svc import services as product_services
 from users_svc import services as user_services
@@ -54,6 +66,14 @@ State = IngestJob.State
 
 class JobNotCancellable(Exception):
     """Only a queued job can be cancelled; the message says what state it is in (a 409)."""
+
+
+class JobNotAbortable(Exception):
+    """A finished job cannot be aborted; the message says how it ended (a 409)."""
+
+
+class JobNotFinished(Exception):
+    """A queued or running job cannot be deleted; the message says to abort it first (a 409)."""
 
 
 def submit_job(
@@ -126,6 +146,15 @@ def run_job(job_id: uuid.UUID) -> None:
     beat = _Heartbeat(job.id)
     beat.start()
     try:
+        _run_claimed(job)
+    finally:
+        beat.stop()
+
+
+def _run_claimed(job: IngestJob) -> None:
+    received: dict[str, int] = {}
+    lines = None
+    try:
         try:
             body, media_type, record_type = IngestJobPayload.objects.values_list(
                 "body", "media_type", "record_type"
@@ -134,7 +163,6 @@ def run_job(job_id: uuid.UUID) -> None:
             # A worker presumed dead finished the job between our claim and this read.
             logger.warning("ingest job %s was finished by another worker", job.id)
             return
-        lines = None
         if media_type == "application/json":
             batch = decode_batch(bytes(body))
         else:
@@ -143,6 +171,7 @@ def run_job(job_id: uuid.UUID) -> None:
             )
             batch = lines.batch
         del body
+        received = {name: len(getattr(batch, name)) for name in TYPES}
         result = pipeline.ingest(
             batch,
             action=job.action,
@@ -150,21 +179,38 @@ def run_job(job_id: uuid.UUID) -> None:
             atomic=job.atomic,
             ledger_key=_ledger_key(job.id),
             on_progress=_Progress(job.id),
+            should_stop=_abort_requested(job.id),
+            per_record=True,
         )
-        state = State.FAILED if result.rejected else State.SUCCEEDED
-        outcome = result.as_dict()
-        if lines is not None:
-            lines.annotate(outcome)
-        _finish(job.id, state, result=dumps(outcome), error=result.detail or "")
-    except pipeline.WriteFailed as exc:  # an atomic batch: its result says what was kept
-        _finish(job.id, State.FAILED, result=dumps(exc.as_dict()), error=str(exc))
+        state = State.SUCCEEDED
+        if result.aborted or result.rejected:
+            state = State.ABORTED if result.aborted else State.FAILED
+        _finish(job.id, state, result=result, lines=lines, error=result.detail or "")
+    except pipeline.WriteFailed as exc:  # an atomic batch: the 503's body says what was kept
+        outcome = kept_nothing(exc.result, aborted=False) if exc.result else None
+        _finish(
+            job.id,
+            State.FAILED,
+            result=outcome,
+            lines=lines,
+            received=received,
+            body=dumps(exc.as_dict()),
+            error=str(exc),
+        )
     except ValueError as exc:
         _finish(job.id, State.FAILED, error=str(exc))
     except Exception as exc:
         logger.exception("ingest job %s failed", job.id)
         _finish(job.id, State.FAILED, error=f"{type(exc).__name__}: {exc}")
-    finally:
-        beat.stop()
+
+
+def _abort_requested(job_id: uuid.UUID):
+    """Asked by the run before each chunk: one indexed read of the job's row."""
+
+    def requested() -> bool:
+        return IngestJob.objects.filter(id=job_id, abort_requested_at__isnull=False).exists()
+
+    return requested
 
 
 def _ledger_key(job_id: uuid.UUID) -> str:
@@ -179,6 +225,7 @@ def _claim(job_id: uuid.UUID) -> IngestJob | None:
         Q(state=State.QUEUED) | Q(state=State.RUNNING, heartbeat_at__lt=silent),
         id=job_id,
         attempts__lt=settings.INGEST_JOB_MAX_ATTEMPTS,
+        abort_requested_at__isnull=True,  # an aborted job's dead run is not run again
     ).update(
         state=State.RUNNING,
         attempts=F("attempts") + 1,
@@ -188,18 +235,57 @@ def _claim(job_id: uuid.UUID) -> IngestJob | None:
     return IngestJob.objects.get(id=job_id) if claimed else None
 
 
-def _finish(job_id: uuid.UUID, state: str, *, result: bytes | None = None, error: str = "") -> None:
-    """Set a final state, and drop what the job no longer needs (its payload, its ledger)."""
+def _finish(
+    job_id: uuid.UUID,
+    state: str,
+    *,
+    result: IngestResult | None = None,
+    lines: formats.LineNumberedBatch | None = None,
+    received: dict[str, int] | None = None,
+    body: bytes | None = None,
+    error: str = "",
+) -> None:
+    """Set a final state, store what the job did, and drop what it no longer needs (its
+    payload, its ledger).
+
+    With a ``result``, every record's outcome is stored (or, with only ``received``, every
+    record as unprocessed); ``body`` is a response kept as it is (an atomic job's 503).
+    """
+    outcomes: dict[str, TypeOutcomes] | None = None
+    if result is not None:
+        outcomes = outcomes_of(result)
+    elif received:
+        outcomes = all_unprocessed(received)
+    # Compressed before the transaction: the default database's lock is not held meanwhile.
+    blocks = blocks_of(outcomes, lines.lines if lines is not None else None) if outcomes else []
+    changes = {}
+    if outcomes is not None:
+        counts = {name: outcomes[name].counts() for name in TYPES}
+        unprocessed = sum(count["unprocessed"] for count in counts.values())
+        changes = {
+            "counts": counts,
+            "has_results": True,
+            "processed": sum(count["received"] for count in counts.values()) - unprocessed,
+        }
+        if result is not None:
+            changes["took_ms"] = round(result.seconds * 1000)
+    elif state == State.SUCCEEDED:
+        changes = {"processed": F("total")}
     with transaction.atomic(using=DEFAULT_DATABASE):
         IngestJob.objects.filter(id=job_id).update(
             state=state,
-            result=result,
+            result=body,
             error=error,
             finished_at=timezone.now(),
             heartbeat_at=None,
-            **({"processed": F("total")} if state == State.SUCCEEDED else {}),
+            **changes,
         )
         IngestJobPayload.objects.filter(job_id=job_id).delete()
+        # A run presumed dead may have stored results meanwhile: the last run's stand.
+        IngestJobResultBlock.objects.filter(job_id=job_id).delete()
+        for block in blocks:
+            block.job_id = job_id
+        IngestJobResultBlock.objects.bulk_create(blocks, batch_size=100)
     _forget_ledger(job_id)
 
 
@@ -212,20 +298,67 @@ def _forget_ledger(job_id: uuid.UUID) -> None:
 
 def cancel_job(job_id: uuid.UUID) -> IngestJob:
     """Cancel a queued job (it will never run); a running or finished one cannot be."""
+    if not _cancel_queued(job_id):
+        job = IngestJob.objects.get(id=job_id)
+        where = {State.RUNNING: "is already running", **_ENDED}
+        raise JobNotCancellable(
+            f"Job {job_id} {where.get(job.state, f'has already {job.state}')}; "
+            "only a queued job can be cancelled."
+        )
+    return IngestJob.objects.get(id=job_id)
+
+
+_ENDED = {State.CANCELLED: "is already cancelled", State.ABORTED: "is already aborted"}
+
+
+def _cancel_queued(job_id: uuid.UUID) -> bool:
     with transaction.atomic(using=DEFAULT_DATABASE):
         cancelled = IngestJob.objects.filter(id=job_id, state=State.QUEUED).update(
             state=State.CANCELLED, finished_at=timezone.now()
         )
         if cancelled:
             IngestJobPayload.objects.filter(job_id=job_id).delete()
-    job = IngestJob.objects.get(id=job_id)
-    if not cancelled:
-        where = {State.RUNNING: "is already running", State.CANCELLED: "is already cancelled"}
-        raise JobNotCancellable(
-            f"Job {job_id} {where.get(job.state, f'has already {job.state}')}; "
-            "only a queued job can be cancelled."
+    return bool(cancelled)
+
+
+def abort_job(job_id: uuid.UUID) -> tuple[IngestJob, bool]:
+    """Abort a job: ``(job, True)`` for a queued one, cancelled now; ``(job, False)`` for a
+    running one, whose run stops at its next chunk (see the module docstring).
+
+    Both are conditional updates, so an abort racing the worker that claims the job lands in
+    one of them: tried again while the job moves between queued and running.
+    """
+    for _ in range(3):
+        if _cancel_queued(job_id):
+            return IngestJob.objects.get(id=job_id), True
+        requested = IngestJob.objects.filter(id=job_id, state=State.RUNNING).update(
+            abort_requested_at=Coalesce("abort_requested_at", Value(timezone.now()))
         )
-    return job
+        job = IngestJob.objects.get(id=job_id)
+        if requested:
+            return job, False
+        if job.state in IngestJob.FINISHED:
+            where = _ENDED.get(job.state, f"has already {job.state}")
+            raise JobNotAbortable(
+                f"Job {job_id} {where}; only a queued or running job can be aborted."
+            )
+    raise JobNotAbortable(f"Job {job_id} keeps changing state; try again.")
+
+
+def delete_job(job_id: uuid.UUID) -> None:
+    """Delete a finished job, its results with it; a queued or running one is refused."""
+    with transaction.atomic(using=DEFAULT_DATABASE):
+        # only("id"): the row is fetched to cascade, and a stored body can be megabytes.
+        deleted = (
+            IngestJob.objects.filter(id=job_id, state__in=IngestJob.FINISHED).only("id").delete()[0]
+        )
+    if deleted:
+        return
+    state = IngestJob.objects.filter(id=job_id).values_list("state", flat=True).first()
+    if state is not None:
+        raise JobNotFinished(
+            f"Job {job_id} is {state}; abort it first (POST its abort/), then delete it."
+        )
 
 
 def reap_stale_jobs(*, purge: bool = True) -> int:
@@ -236,11 +369,23 @@ def reap_stale_jobs(*, purge: bool = True) -> int:
     """
     silent = timezone.now() - timedelta(seconds=settings.INGEST_JOB_STALE_AFTER)
     stale = IngestJob.objects.filter(state=State.RUNNING, heartbeat_at__lt=silent)
-    failed = _fail_exhausted(stale.filter(attempts__gte=settings.INGEST_JOB_MAX_ATTEMPTS))
+    failed = _end_silent(
+        stale.filter(abort_requested_at__isnull=False),
+        State.ABORTED,
+        "The worker running this job stopped answering after the abort was requested; "
+        "records written before are kept, see the database.",
+    )
+    failed += _end_silent(
+        stale.filter(attempts__gte=settings.INGEST_JOB_MAX_ATTEMPTS),
+        State.FAILED,
+        "The worker running this job stopped answering, "
+        f"{settings.INGEST_JOB_MAX_ATTEMPTS} times; records written before are kept, "
+        "see the database.",
+    )
     retried = 0
     for job_id in stale.values_list("id", flat=True):
         requeued = IngestJob.objects.filter(
-            id=job_id, state=State.RUNNING, heartbeat_at__lt=silent
+            id=job_id, state=State.RUNNING, heartbeat_at__lt=silent, abort_requested_at=None
         ).update(state=State.QUEUED)
         if requeued:
             retried += 1
@@ -252,26 +397,20 @@ def reap_stale_jobs(*, purge: bool = True) -> int:
     return failed + retried
 
 
-def _fail_exhausted(exhausted) -> int:
-    """Fail the silent jobs that used their last attempt; their payload and ledger go too."""
-    job_ids = list(exhausted.values_list("id", flat=True))
+def _end_silent(silent, state: str, error: str) -> int:
+    """End silent jobs that must not run again (their last attempt used, or an abort
+    requested): they get ``state`` and ``error``, no results; their payload and ledger go."""
+    job_ids = list(silent.values_list("id", flat=True))
     if not job_ids:
         return 0
     with transaction.atomic(using=DEFAULT_DATABASE):
-        failed = exhausted.filter(id__in=job_ids).update(
-            state=State.FAILED,
-            finished_at=timezone.now(),
-            heartbeat_at=None,
-            error=(
-                "The worker running this job stopped answering, "
-                f"{settings.INGEST_JOB_MAX_ATTEMPTS} times; records written before are kept, "
-                "see the database."
-            ),
+        ended = silent.filter(id__in=job_ids).update(
+            state=state, finished_at=timezone.now(), heartbeat_at=None, error=error
         )
-        IngestJobPayload.objects.filter(job_id__in=job_ids, job__state=State.FAILED).delete()
+        IngestJobPayload.objects.filter(job_id__in=job_ids, job__state=state).delete()
     for job_id in job_ids:
         _forget_ledger(job_id)
-    return failed
+    return ended
 
 
 # --- expiry -----------------------------------------------------------------------------------
@@ -363,8 +502,10 @@ def _delete_jobs_finished_before(cutoff: datetime) -> int:
     while job_ids := list(expired[:PURGE_BATCH]):
         with transaction.atomic(using=DEFAULT_DATABASE):
             IngestJobPayload.objects.filter(job_id__in=job_ids).delete()
-            # only("id"): the rows are fetched to cascade, and a result can be megabytes.
-            deleted += IngestJob.objects.filter(id__in=job_ids).only("id").delete()[0]
+            # only("id"): the rows are fetched to cascade, and a result can be megabytes. The
+            # cascade takes their result blocks too; only the jobs are counted.
+            _, by_model = IngestJob.objects.filter(id__in=job_ids).only("id").delete()
+            deleted += by_model.get(IngestJob._meta.label, 0)
     return deleted
 
 

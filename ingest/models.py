@@ -34,11 +34,14 @@ class IdempotencyKey(models.Model):
 class IngestJob(models.Model):
     """A batch ingested in the background (``POST /ingest/?async=true``).
 
-    ``processed`` counts the records whose outcome is final; ``result`` is the same body a
-    synchronous ingest answers (JSON), once the job has finished. The batch itself is kept in
-    :class:`IngestJobPayload`, so that listing jobs never loads it, and a worker gets only the
-    job's id through the broker. A finished job is deleted ``INGEST_JOB_RETENTION`` seconds
-    after ``finished_at`` (``ingest.jobs.purge_expired``).
+    ``processed`` counts the records whose outcome is final. Once the job has finished,
+    ``counts`` holds its counts per type and outcome (small, whatever the batch), and its
+    per-record results are in :class:`IngestJobResultBlock` rows (``has_results``). The batch
+    itself is kept in :class:`IngestJobPayload`, so that listing jobs never loads it, and a
+    worker gets only the job's id through the broker. ``abort_requested_at`` is set by an abort
+    of a running job: its worker, wherever it runs, sees it at its next chunk. A finished job
+    is deleted ``INGEST_JOB_RETENTION`` seconds after ``finished_at``
+    (``ingest.jobs.purge_expired``), its results with it.
     """
 
     class State(models.TextChoices):
@@ -47,8 +50,9 @@ class IngestJob(models.Model):
         SUCCEEDED = "succeeded"
         FAILED = "failed"
         CANCELLED = "cancelled"
+        ABORTED = "aborted"
 
-    FINISHED = (State.SUCCEEDED, State.FAILED, State.CANCELLED)
+    FINISHED = (State.SUCCEEDED, State.FAILED, State.CANCELLED, State.ABORTED)
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     owner = models.CharField(max_length=150, default="", blank=True)
@@ -65,6 +69,12 @@ class IngestJob(models.Model):
     finished_at = models.DateTimeField(null=True, db_index=True)  # the reaper expires by it
     heartbeat_at = models.DateTimeField(null=True)
     error = models.TextField(blank=True, default="")
+    abort_requested_at = models.DateTimeField(null=True)
+    counts = models.JSONField(null=True)  # per type: received, valid, and one count per outcome
+    took_ms = models.IntegerField(null=True)
+    has_results = models.BooleanField(default=False)  # per-record results were stored
+    # A body answered as it is at response/: the 503's of an atomic job a database failed, or
+    # the whole result of a job finished before per-record results were kept.
     result = models.BinaryField(null=True)
 
     class Meta:
@@ -88,3 +98,34 @@ class IngestJobPayload(models.Model):
 
     def __str__(self) -> str:
         return f"payload of {self.job_id}"
+
+
+class IngestJobResultBlock(models.Model):
+    """The per-record results of up to ``ingest.job_results.BLOCK_RECORDS`` records of one
+    type of a finished :class:`IngestJob`, compressed (``ingest.job_results`` says how);
+    deleted with their job."""
+
+    class Resource(models.IntegerChoices):
+        USERS = 0, "users"
+        PRODUCTS = 1, "products"
+        ORDERS = 2, "orders"
+
+    # No index of its own: the unique constraint's (job, resource, first) serves every lookup.
+    job = models.ForeignKey(
+        IngestJob, on_delete=models.CASCADE, related_name="result_blocks", db_index=False
+    )
+    resource = models.SmallIntegerField(choices=Resource.choices)
+    first = models.IntegerField()  # the index of the block's first record in its list
+    size = models.IntegerField()
+    data = models.BinaryField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["job", "resource", "first"], name="ingest_result_block_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        last = self.first + self.size - 1
+        return f"{self.get_resource_display()} {self.first}-{last} of {self.job_id}"

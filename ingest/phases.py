@@ -29,6 +29,9 @@ while other requests run.
   skipped; a marker in each database (``ingest.atomic``) lists what the batch inserted and the
   rows it replaced or deleted, so that a commit that fails after another succeeded is undone
   (inserted rows deleted, earlier rows put back).
+* A run asked to stop (an aborted job, ``ingest.runs``) writes no further chunk: by default
+  what was committed stays and every later chunk, of this phase and the next ones, is
+  unprocessed; held in transactions (dry run, atomic), they are rolled back and nothing is kept.
 """
 
 from concurrent.futures import Future
@@ -44,8 +47,15 @@ from ingest.actions import DELETE, INSERT, UPDATE, UPSERT, Sorted, sort_records
 from ingest.checked_first import Rejected, rejected, undo_failed_commit
 from ingest.records import Batch
 from ingest.resources import ORDERS, PRODUCTS, USERS, Resource
-from ingest.results import IngestResult, ResourceResult, duplicate_reason, fold_failure
-from ingest.runs import Run
+from ingest.results import (
+    IngestResult,
+    ResourceResult,
+    duplicate_reason,
+    fold_failure,
+    fold_unprocessed,
+    kept_nothing,
+)
+from ingest.runs import Aborted, Run
 from ingest.writers import WriterPool, writers_for
 from orders_svc import services as order_services
 from orders_svc.models import ORDERS_DB
@@ -83,10 +93,12 @@ class _Section:
     replayed_ids: set[int] = field(default_factory=set)
 
     def finish(self) -> None:
-        """Put the ids into the result, in request order."""
+        """Put the ids into the result, in request order (and the pairs, for a job's
+        per-record results)."""
         for outcome, pairs in self.done.items():
             pairs.sort()
             setattr(self.result, f"{outcome}_ids", [record_id for _, record_id in pairs])
+        self.result.done_at = self.done
 
 
 def ingest_with_actions(
@@ -102,7 +114,8 @@ def ingest_with_actions(
         results = _results_of(sections, dry_run=dry_run, atomic=atomic)
         if atomic and not dry_run:
             return _all_or_nothing(sections, results, run)
-        _rehearse(sections, run, as_atomic=atomic)
+        if not _rehearse(sections, run, as_atomic=atomic):
+            return kept_nothing(results)
     else:
         sections = _write_on_threads(batch, default, run)
         results = _results_of(sections, dry_run=False, atomic=False)
@@ -123,7 +136,11 @@ def _results_of(sections: dict[str, "_Section"], *, dry_run: bool, atomic: bool)
 
 def _section(records: list[Any], resource: Resource, default: str) -> _Section:
     sorted_records = sort_records(records, resource, default)
-    result = ResourceResult(received=sorted_records.received, actions=sorted_records.actions)
+    result = ResourceResult(
+        received=sorted_records.received,
+        actions=sorted_records.actions,
+        sources=list(sorted_records.by_action.values()),
+    )
     result.skipped.extend(sorted_records.skipped)
     for checked in sorted_records.by_action.values():
         result.skipped.extend(checked.skipped)
@@ -191,6 +208,11 @@ def _write_step(
     writer = resource.writers[action]
     size = settings.INGEST_CHUNK_SIZE
     for start, chunk in checked.chunks(size):
+        if raise_failures:
+            run.stop_here()  # held transactions: rolled back whole
+        elif run.stopping():
+            fold_unprocessed(checked, start, chunk, section.result)
+            continue
         ledger_key = run.ledger(resource, f"{action}:{start // size}")
         try:
             ids, errors, replaced = writer(
@@ -261,9 +283,11 @@ class _Rehearsed(Exception):
     """Raised inside a dry run's transactions to roll them back."""
 
 
-def _rehearse(sections: dict[str, _Section], run: Run, *, as_atomic: bool) -> None:
+def _rehearse(sections: dict[str, _Section], run: Run, *, as_atomic: bool) -> bool:
     """A dry run: every phase in transactions that are rolled back; the verdicts stay (with
-    ``atomic`` too, its own refusals: a dry run previews the batch as it would run)."""
+    ``atomic`` too, its own refusals: a dry run previews the batch as it would run). False if
+    the run was asked to stop before the end (its verdicts are then incomplete)."""
+    finished = True
     try:
         with ExitStack() as stack:
             _held_transactions(stack)
@@ -273,8 +297,11 @@ def _rehearse(sections: dict[str, _Section], run: Run, *, as_atomic: bool) -> No
             raise _Rehearsed
     except _Rehearsed:
         pass
+    except Aborted:
+        finished = False
     for section in sections.values():  # nothing was kept
         section.done = {"inserted": [], "updated": [], "deleted": []}
+    return finished
 
 
 def _all_or_nothing(sections: dict[str, _Section], results: IngestResult, run: Run) -> IngestResult:
@@ -304,11 +331,14 @@ def _all_or_nothing(sections: dict[str, _Section], results: IngestResult, run: R
             marked = _mark(key, sections)
     except Rejected:
         return rejected(results)
+    except Aborted:
+        return kept_nothing(results)
     except DatabaseError as exc:
         for section in sections.values():
             section.finish()
         failure = undo_failed_commit(key, committed, results, exc)
         if failure is not None:
+            failure.result = results  # what each record was, for a job's per-record results
             raise failure from exc
     atomic_batches.forget_batch(key, marked)
     return results

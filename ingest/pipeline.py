@@ -88,6 +88,8 @@ def ingest(
     atomic: bool = False,
     ledger_key: str | None = None,
     on_progress: Callable[[int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    per_record: bool = False,
 ) -> IngestResult:
     """Run a batch through the pipeline (see the module docstring).
 
@@ -95,24 +97,43 @@ def ingest(
     with any other action than insert runs through the four phases of ``ingest.phases``.
     ``ledger_key`` makes the writes re-runnable: a chunk written under it before (by a run that
     died) is not written again, its recorded outcome is reused. ``on_progress(done)`` is called
-    with the number of records whose outcome is final, as it grows.
+    with the number of records whose outcome is final, as it grows. ``should_stop()`` is asked
+    before each chunk (an aborted job, see ``ingest.runs``); once it says yes, nothing more is
+    written and the result says which records were not processed (``aborted``). With
+    ``per_record`` the result keeps what ``ingest.outcomes`` needs to give every record its
+    outcome (a job's results); a request lets those rows go before its answer is built.
     """
     started = time.perf_counter()
-    run = Run(ledger_key=ledger_key, on_progress=on_progress)
+    run = Run(ledger_key=ledger_key, on_progress=on_progress, should_stop=should_stop)
     _finish_interrupted_first()  # so that a batch re-sent after a failed atomic one goes in
-    with fewer_collections():
-        if uses_actions(batch, action):
-            result = ingest_with_actions(
-                batch, default=action, dry_run=dry_run, atomic=atomic, run=run
-            )
-        elif dry_run or atomic:
-            result = ingest_checked_first(batch, dry_run=dry_run, run=run)
-        else:
-            result = ingest_streaming(batch, run)
+    try:
+        with fewer_collections():
+            if uses_actions(batch, action):
+                result = ingest_with_actions(
+                    batch, default=action, dry_run=dry_run, atomic=atomic, run=run
+                )
+            elif dry_run or atomic:
+                result = ingest_checked_first(batch, dry_run=dry_run, run=run)
+            else:
+                result = ingest_streaming(batch, run)
+    except WriteFailed as exc:
+        if not per_record and exc.result is not None:
+            _drop_per_record(exc.result)
+        raise
+    if not per_record:
+        _drop_per_record(result)
+    if run.stopped and any(section.unprocessed for section in result.sections):
+        result.aborted = True  # (a run held in transactions says so itself)
     result.seconds = time.perf_counter() - started
     record_ingest(result)
     _log_ingest(result)
     return result
+
+
+def _drop_per_record(result: IngestResult) -> None:
+    """Let the checked rows and the ids by index go: only a job's results need them."""
+    for section in result.sections:
+        section.sources, section.done_at = [], None
 
 
 def _finish_interrupted_first() -> None:

@@ -7,6 +7,13 @@ back: :func:`fold_chunk` adds the ids the chunk inserted, in request order, and 
 did not insert (an id already stored, an order pointing nowhere); :func:`fold_failure` skips every
 row of a chunk whose transaction failed, saying that the database did. :class:`WriteFailed` is
 the one outcome that is not a result: an atomic batch that could not be written (a 503).
+
+A result also knows where each record ended, for a background job's per-record results
+(``ingest.outcomes``): the rows it checked (``sources``: their positions and explicit ids), the
+request index of each written id when a batch had actions (``done_at``; for inserts only, the
+n-th record that was not skipped got the n-th id), and the records a stopped run never wrote
+(:func:`fold_unprocessed`, :func:`kept_nothing`). None of it costs the request path more than
+a reference or a flag.
 """
 
 from dataclasses import dataclass, field
@@ -32,11 +39,16 @@ class ResourceResult:
     updated_ids: list[int] = field(default_factory=list)
     deleted_ids: list[int] = field(default_factory=list)
     actions: list[str] | None = None  # each record's action, when a batch had others than insert
+    # (request index, stored id) per outcome ("inserted", "updated", "deleted"), index order,
+    # when a batch had actions; None for inserts only, whose ids follow the records' order.
+    done_at: dict[str, list[tuple[int, int]]] | None = None
+    unprocessed: list[int] = field(default_factory=list)  # indexes a stopped run did not write
+    sources: list[Checked] = field(default_factory=list)  # the checked rows, with positions
 
     @property
     def valid(self) -> int:
         """Records that passed every check (in a dry run: the ones that would be inserted)."""
-        return self.received - len(self.skipped) + self.failed_writes
+        return self.received - len(self.skipped) - len(self.unprocessed) + self.failed_writes
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -107,6 +119,8 @@ class IngestResult:
     rejected: bool = False  # atomic mode refused the whole batch
     seconds: float = 0.0
     detail: str | None = None
+    aborted: bool = False  # the run was asked to stop, and did before its end
+    rolled_back: bool = False  # held in transactions and rolled back: nothing of it was kept
 
     @property
     def sections(self) -> tuple[ResourceResult, ResourceResult, ResourceResult]:
@@ -161,6 +175,7 @@ class WriteFailed(Exception):
         self.detail = detail
         self.left_behind = left_behind or {}
         self.not_restored = not_restored or {}
+        self.result: IngestResult | None = None  # the batch's checks, when it got that far
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -176,7 +191,9 @@ class WriteFailed(Exception):
 
 def result_of(checked: Checked) -> ResourceResult:
     """A type's result before anything is written: the records its checks skipped."""
-    return ResourceResult(received=checked.received, skipped=list(checked.skipped))
+    return ResourceResult(
+        received=checked.received, skipped=list(checked.skipped), sources=[checked]
+    )
 
 
 def duplicate_reason(resource: Resource, record_id: int) -> Reasons:
@@ -227,3 +244,22 @@ def fold_failure(
     for offset, row in enumerate(chunk):
         result.skipped.append((checked.positions[start + offset], row[0], reason))
     result.failed_writes += len(chunk)
+
+
+def fold_unprocessed(
+    checked: Checked, start: int, chunk: list[Row], result: ResourceResult
+) -> None:
+    """A chunk a stopped run did not write: its records are unprocessed."""
+    result.unprocessed.extend(checked.positions[start : start + len(chunk)])
+
+
+def kept_nothing(results: IngestResult, *, aborted: bool = True) -> IngestResult:
+    """``results`` of a batch held in transactions (a dry run, ``atomic=true``) that was asked
+    to stop (or, not ``aborted``, failed to commit) and rolled back: nothing of it was kept,
+    and every record its checks did not skip is unprocessed."""
+    results.aborted = aborted
+    results.rolled_back = True
+    for section in results.sections:
+        section.inserted_ids, section.updated_ids, section.deleted_ids = [], [], []
+        section.done_at = None
+    return results

@@ -2,12 +2,10 @@
 records are checked one by one by the services' rules, so one bad record never fails the batch).
 """
 
-import orjson
-from drf_spectacular.utils import OpenApiExample, PolymorphicProxySerializer, extend_schema_field
+from drf_spectacular.utils import OpenApiExample
 from rest_framework import serializers
 
 from common.http.serializers import ErrorSerializer
-from ingest.models import IngestJob
 from orders_svc.serializers import OrderSerializer
 from products_svc.serializers import ProductSerializer
 from users_svc.serializers import UserSerializer
@@ -289,59 +287,3 @@ ACTIONS_RESPONSE_EXAMPLE = OpenApiExample(
         "orders": _actions_section([20], [], [7]),
     },
 )
-
-
-class _JobFields(serializers.ModelSerializer):
-    url = serializers.HyperlinkedIdentityField(view_name="ingest-job-detail")
-
-    class Meta:
-        model = IngestJob
-        fields = [
-            "id",
-            "url",
-            "state",
-            "action",
-            "dry_run",
-            "atomic",
-            "total",
-            "processed",
-            "attempts",
-            "created_at",
-            "started_at",
-            "finished_at",
-            "error",
-        ]
-        read_only_fields = fields
-        extra_kwargs = {
-            "total": {"help_text": "Records in the batch."},
-            "processed": {"help_text": "Records with a final outcome so far."},
-            "attempts": {"help_text": "Workers that have started the job (more after a crash)."},
-        }
-
-
-class IngestJobSummarySerializer(_JobFields):
-    """A job as the list shows it (without its result)."""
-
-
-@extend_schema_field(
-    PolymorphicProxySerializer(
-        component_name="IngestJobResult",
-        serializers=[IngestResponseSerializer, AtomicWriteFailedSerializer],
-        resource_type_field_name=None,
-        allow_null=True,
-    )
-)
-class _StoredResult(serializers.Field):
-    """The stored result body, embedded as it is (it was serialized when the job finished):
-    the body a synchronous ingest answers, or for an atomic job a database failed, the 503's."""
-
-    def to_representation(self, value):
-        return orjson.Fragment(bytes(value))
-
-
-class IngestJobSerializer(_JobFields):
-    result = _StoredResult(read_only=True, allow_null=True)
-
-    class Meta(_JobFields.Meta):
-        fields = [*_JobFields.Meta.fields, "result"]
-        read_only_fields = fields

@@ -16,6 +16,10 @@ The picture of a batch in ``ingest.pipeline`` is this module:
   deletions of users and products out for that time (see ``common.data.references``).
 * A chunk whose database fails is skipped with that reason (``ingest.results.fold_failure``);
   the other chunks and databases go on.
+* A run asked to stop (an aborted job, ``ingest.runs``) writes no further chunk: each writer
+  asks before each users or products chunk, and the orders, one transaction, are rolled back
+  unless they were checked before the stop was seen. What was committed stays; the rest is
+  unprocessed (``ingest.results.fold_unprocessed``).
 """
 
 import queue
@@ -30,8 +34,15 @@ from django.db import DatabaseError
 from ingest.checking import Checked, check_records, highest_explicit_id
 from ingest.records import Batch
 from ingest.resources import ORDERS, PRODUCTS, USERS, Resource, Row
-from ingest.results import IngestResult, ResourceResult, fold_chunk, fold_failure, result_of
-from ingest.runs import Run
+from ingest.results import (
+    IngestResult,
+    ResourceResult,
+    fold_chunk,
+    fold_failure,
+    fold_unprocessed,
+    result_of,
+)
+from ingest.runs import Aborted, Run
 from ingest.writers import WriterPool, writers_for
 from orders_svc import services as order_services
 from orders_svc.models import ORDERS_DB
@@ -94,12 +105,17 @@ def ingest_streaming(batch: Batch, run: Run) -> IngestResult:
         users_result, products_result = result_of(users), result_of(products)
         _collect(users, user_chunks, users_result, run)
         _collect(products, product_chunks, products_result, run)
-        # What this batch inserted needs no lookup, unless a deletion ran since it began.
-        references.set_result(
-            order_services.KnownReferences(
-                frozenset(users_result.inserted_ids), frozenset(products_result.inserted_ids), epoch
+        if run.stopping():  # the orders are the next step: roll them back
+            references.set_exception(Aborted())
+        else:
+            # What this batch inserted needs no lookup, unless a deletion ran since it began.
+            references.set_result(
+                order_services.KnownReferences(
+                    frozenset(users_result.inserted_ids),
+                    frozenset(products_result.inserted_ids),
+                    epoch,
+                )
             )
-        )
         orders_result = result_of(orders)
         _collect_orders(orders, orders_written or write_orders(), orders_result, run)
     return IngestResult(users_result, products_result, orders_result)
@@ -124,12 +140,28 @@ def _check_and_write(
         if ids_above is None and any(row[0] is None for row in rows):
             ids_above = highest_explicit_id(records, resource)
         future = pool.submit(
-            writer, rows, ids_above=ids_above or 0, ledger_key=run.ledger(resource, start // size)
+            _unless_stopped,
+            run,
+            writer,
+            rows,
+            ids_above=ids_above or 0,
+            ledger_key=run.ledger(resource, start // size),
         )
         submitted.append((start, rows, future))
 
     checked = check_records(records, resource, chunk_size=size, on_chunk=write)
     return checked, submitted
+
+
+#: A chunk's outcome when its run was asked to stop before it was written.
+_UNPROCESSED = object()
+
+
+def _unless_stopped(run: Run, writer: Callable, rows: list[Row], **kwargs: Any) -> Any:
+    """On the writer thread: write the chunk, unless the run was asked to stop by now."""
+    if run.stopping():
+        return _UNPROCESSED
+    return writer(rows, **kwargs)
 
 
 def _collect(
@@ -146,6 +178,9 @@ def _collect(
         except DatabaseError as exc:
             fold_failure(checked, start, chunk, exc, result)
         else:
+            if outcome is _UNPROCESSED:
+                fold_unprocessed(checked, start, chunk, result)
+                continue
             fold_chunk(checked, start, chunk, outcome, result)
         run.advance(len(chunk))
 
@@ -155,6 +190,10 @@ def _collect_orders(orders: Checked, written: Future, result: ResourceResult, ru
     chunks = list(orders.chunks(settings.INGEST_CHUNK_SIZE))
     try:
         outcomes = written.result()
+    except Aborted:
+        for start, chunk in chunks:
+            fold_unprocessed(orders, start, chunk, result)
+        return
     except DatabaseError as exc:
         for start, chunk in chunks:
             fold_failure(orders, start, chunk, exc, result)

@@ -3,7 +3,8 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from ingest.apis import IngestJobViewSet, IngestView
+from ingest.apis import IngestView
+from ingest.job_apis import IngestJobViewSet
 
 router = SimpleRouter()
 router.register("ingest/jobs", IngestJobViewSet, basename="ingest-job")

@@ -1,4 +1,7 @@
-"""orjson-backed DRF renderer and parser: the same JSON as DRF's, several times faster.
+"""orjson-backed DRF renderers and parser: the same JSON as DRF's, several times faster.
+
+:class:`NDJSONRenderer` lets an endpoint that streams ``application/x-ndjson`` (a job's
+results) accept clients that ask for exactly that; its errors are then one JSON line.
 
 The parser also enforces ``DATA_UPLOAD_MAX_MEMORY_SIZE`` (set by ``API_MAX_BODY_BYTES``, 1 MiB
 by default): DRF reads the request stream directly, which skips Django's own body-size check,
@@ -50,6 +53,19 @@ class ORJSONRenderer(BaseRenderer):
         if accepted_media_type and "indent=" in accepted_media_type:
             indent = True
         return dumps(data, indent=indent)
+
+
+class NDJSONRenderer(ORJSONRenderer):
+    """Renders what a view answers as data (its errors) as one line of ``application/x-ndjson``;
+    the records themselves are streamed by the view."""
+
+    media_type = "application/x-ndjson"
+    format = "ndjson"
+
+    def render(self, data: Any, accepted_media_type: str | None = None, renderer_context=None):
+        if data is None:
+            return b""
+        return dumps(data) + b"\n"
 
 
 def body_too_large(limit: int) -> PayloadTooLarge:

@@ -11,6 +11,7 @@ import pytest
 
 from orders_svc.models import Order
 from products_svc.models import Product
+from tests.ingest.job_downloads import response_of
 from tests.ingest.skips import skipped_records
 from users_svc.models import User
 
@@ -517,7 +518,7 @@ def test_a_background_job_runs_its_action(api):
         time.sleep(0.05)
         job = api.get(response["Location"]).json()
     assert job["state"] == "succeeded", job
-    assert job["result"]["users"]["deleted_ids"] == [1, 2]
+    assert response_of(api, job)["users"]["deleted_ids"] == [1, 2]
     assert rows(User, "id") == []
 
 

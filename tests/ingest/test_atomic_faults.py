@@ -29,6 +29,7 @@ from tests import live
 from tests.factories import make_product
 from tests.ingest.disks import count, fill, send
 from tests.ingest.faults import fail_commit_once, fail_users_delete_once
+from tests.ingest.job_downloads import response_of
 from users_svc.models import User, UserWriteLedger
 
 pytestmark = pytest.mark.django_db(databases="__all__", transaction=True, reset_sequences=True)
@@ -375,7 +376,8 @@ def test_an_atomic_job_a_database_fails_keeps_the_503_body_as_its_result(api, mo
     monkeypatch.setattr(jobs, "_last_purge", -1e9)
     job = api.get(f"/ingest/jobs/{submitted.json()['id']}/").json()
     assert job["state"] == "failed"
-    assert job["result"]["code"] == "unavailable"
-    assert job["result"]["left_behind"] == {"users": left}
+    body = response_of(api, job)
+    assert body["code"] == "unavailable"
+    assert body["left_behind"] == {"users": left}
     assert "will be removed automatically" in job["error"]
     assert_nothing_stored()

@@ -24,6 +24,7 @@ from ingest.models import IngestJob, IngestJobPayload
 from orders_svc.models import Order, OrderWriteLedger
 from products_svc.models import Product, ProductWriteLedger
 from tests import live
+from tests.ingest.job_downloads import by_outcome, live_response_of, live_results_of
 from tests.ingest.skips import skipped_records
 from users_svc.models import User, UserWriteLedger
 
@@ -43,7 +44,7 @@ STACK_ENV = {
     "INGEST_JOB_STALE_AFTER": "3",
     "SQLITE_BUSY_TIMEOUT": "120",  # a writer waits for the lock a test holds, it does not fail
 }
-FINAL = ("succeeded", "failed", "cancelled")
+FINAL = ("succeeded", "failed", "cancelled", "aborted")
 
 
 @pytest.fixture
@@ -63,7 +64,7 @@ def redis_client():
 
 
 @contextmanager
-def celery_worker(tmp_path, name: str):
+def celery_worker(tmp_path, name: str, **env: str):
     """A worker process on the test databases; yields (process, log path) once it is ready."""
     log = tmp_path / f"worker-{name}.log"
     worker = subprocess.Popen(
@@ -86,7 +87,7 @@ def celery_worker(tmp_path, name: str):
             "--without-mingle",
         ],
         cwd=live.ROOT,
-        env=live.process_env(**STACK_ENV),
+        env=live.process_env(**STACK_ENV, **env),
         stdout=log.open("w"),
         stderr=subprocess.STDOUT,
         start_new_session=True,
@@ -129,8 +130,9 @@ def test_a_celery_worker_runs_an_async_batch_to_succeeded(web, tmp_path, api_tok
     assert job["state"] == "succeeded", job["error"]
     assert job["processed"] == job["total"] == 30
     assert job["attempts"] == 1
-    assert job["result"]["users"]["inserted_ids"] == list(range(1, 10))
-    assert [s["id"] for s in skipped_records(job["result"]["orders"])] == [8, 9, 10]
+    result = live_response_of(job, api_token)
+    assert result["users"]["inserted_ids"] == list(range(1, 10))
+    assert [s["id"] for s in skipped_records(result["orders"])] == [8, 9, 10]
     assert (User.objects.count(), Product.objects.count(), Order.objects.count()) == (9, 9, 7)
     assert ledger_rows() == 0
     assert not IngestJobPayload.objects.exists()
@@ -194,11 +196,49 @@ def test_a_worker_killed_mid_job_leaves_it_to_another_without_duplicates(web, tm
     assert done["state"] == "succeeded", done["error"]
     assert done["attempts"] == 2
     assert done["processed"] == done["total"] == 420
-    assert done["result"]["users"]["inserted_ids"] == list(range(1, 301))
+    result = live_response_of(done, api_token)
+    assert result["users"]["inserted_ids"] == list(range(1, 301))
     assert User.objects.count() == 300  # not 600: the second run reused what the first wrote
     assert Product.objects.count() == 120
-    assert sorted(done["result"]["products"]["inserted_ids"]) == sorted(
+    assert sorted(result["products"]["inserted_ids"]) == sorted(
         Product.objects.values_list("id", flat=True)
     )
+    assert ledger_rows() == 0
+    assert not IngestJobPayload.objects.exists()
+
+
+def test_a_celery_worker_stops_an_aborted_job_at_its_next_chunk(web, tmp_path, api_token):
+    """The abort goes to the web server, which records it; the worker, another process, sees it
+    at its next chunk: it keeps the users it committed, writes no further products chunk, rolls
+    its orders back, and reports every record it never wrote as unprocessed."""
+    users = [{"id": i, "name": f"U{i}", "email": "u@x.org"} for i in range(1, 301)]
+    products = [{"id": 1000 + i, "name": f"P{i}", "price": 5} for i in range(1, 121)]
+    orders = [{"user_id": i, "product_id": 1000 + i, "quantity": 1} for i in range(1, 61)]
+    body = json.dumps({"users": users, "products": products, "orders": orders}).encode()
+
+    with celery_worker(tmp_path, "stopper", INGEST_CHUNK_SIZE="50") as (_, worker_log):
+        with live.products_write_lock():
+            status, _, job = live.request("POST", f"{web}/ingest/?async=true", body, api_token)
+            assert status == 202
+            poll(lambda: User.objects.count() == 300, "the users committed")
+            status, _, asked = live.request("POST", job["url"] + "abort/", b"", api_token)
+            assert status == 202, asked
+            assert (asked["state"], bool(asked["abort_requested_at"])) == ("running", True)
+        done = wait_for_job(job["url"], api_token)
+
+    assert "ingest.run_job[" in worker_log.read_text()
+    assert done["state"] == "aborted", done
+    counts = done["counts"]
+    assert counts["users"]["inserted"] == User.objects.count() == 300
+    assert counts["products"]["inserted"] == Product.objects.count()
+    assert counts["products"]["inserted"] in (0, 50, 100)  # the chunk(s) waiting on the lock
+    assert counts["products"]["unprocessed"] == 120 - Product.objects.count()
+    assert counts["orders"]["unprocessed"] == 60
+    assert not Order.objects.exists()
+    results = by_outcome(live_results_of(done, api_token))
+    assert len(results["inserted"]) == 300 + Product.objects.count()
+    assert len(results["unprocessed"]) == counts["total"]["unprocessed"]
+    assert results["unprocessed"][0]["id"] == 1001 + Product.objects.count()
+    assert done["processed"] == 480 - counts["total"]["unprocessed"]
     assert ledger_rows() == 0
     assert not IngestJobPayload.objects.exists()

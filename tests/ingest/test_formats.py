@@ -8,6 +8,7 @@ from ingest import formats
 from ingest.duplicates import RepeatedKey
 from orders_svc.models import Order
 from products_svc.models import Product
+from tests.ingest.job_downloads import response_of
 from tests.ingest.skips import skipped_records
 from users_svc.models import User
 
@@ -161,7 +162,7 @@ def test_streamed_bodies_run_as_background_jobs_with_their_lines(api, body, cont
     assert response.json()["total"] == (6 if content_type != "text/csv" else 2)
     job = wait_for(api, response["Location"])
     assert job["state"] == "succeeded", job
-    users = job["result"]["users"]
+    users = response_of(api, job)["users"]
     assert users["inserted_ids"] == [1]
     assert skipped_records(users)[0]["line"] == (2 if content_type != "text/csv" else 3)
     assert list(User.objects.values_list("id", "name")) == [(1, "Alice")]

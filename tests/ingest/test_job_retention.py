@@ -18,7 +18,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from ingest import jobs, pipeline
-from ingest.models import IdempotencyKey, IngestJob, IngestJobPayload
+from ingest.models import IdempotencyKey, IngestJob, IngestJobPayload, IngestJobResultBlock
 from orders_svc.models import OrderWriteLedger
 from products_svc.models import ProductWriteLedger
 from users_svc.models import User, UserWriteLedger
@@ -225,3 +225,18 @@ def test_the_command_says_what_it_reaped_and_purged(settings):
     assert not IngestJobPayload.objects.exists()
     assert not IdempotencyKey.objects.exists()
     assert not remaining_ledger_keys()
+
+
+def test_purge_deletes_the_results_of_expired_jobs_and_keeps_the_others(api, settings):
+    settings.INGEST_JOB_RETENTION = 86400
+    old = wait_for(api, post(api, ONE_USER).json()["url"])
+    new = wait_for(api, post(api, {"users": [{"name": "B", "email": "b@x.org"}]}).json()["url"])
+    assert IngestJobResultBlock.objects.filter(job_id=old["id"]).exists()
+    IngestJob.objects.filter(id=old["id"]).update(finished_at=timezone.now() - timedelta(days=2))
+
+    assert jobs.purge_expired().jobs == 1
+
+    assert not IngestJobResultBlock.objects.filter(job_id=old["id"]).exists()
+    assert IngestJobResultBlock.objects.filter(job_id=new["id"]).count() == 1
+    assert api.get(old["url"] + "results/").status_code == 404
+    assert api.get(new["url"] + "results/").status_code == 200

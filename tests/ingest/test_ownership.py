@@ -130,10 +130,49 @@ def test_what_another_clients_dead_request_left_under_the_same_key_is_not_reused
 
 
 @pytest.mark.parametrize(
-    "query", ["?state=running", "?page=1&page=2", "?owner=someone-else", "?page_sise=5"]
+    "query", ["?status=running", "?page=1&page=2", "?owner=someone-else", "?page_sise=5"]
 )
 def test_the_jobs_list_refuses_unknown_and_repeated_parameters(api, query):
     response = api.get(f"/ingest/jobs/{query}")
     assert response.status_code == 400, response.content
     name = query[1:].split("=")[0]
     assert name in response.json()
+
+
+@pytest.fixture
+def finished_job(api) -> dict:
+    """A finished job of the client "tests", with results."""
+    from tests.ingest.test_jobs import wait_for
+
+    response = _ingest(api, query="?async=true")
+    assert response.status_code == 202
+    job = wait_for(api, response.json()["url"])
+    assert job["links"]["results"]
+    return job
+
+
+def test_another_client_finds_none_of_a_jobs_results_nor_can_abort_or_delete_it(
+    other_api, finished_job, queued_job
+):
+    for url in (finished_job["links"]["results"], finished_job["links"]["response"]):
+        response = other_api.get(url)
+        assert response.status_code == 404
+        assert finished_job["id"] not in response.content.decode()
+    assert other_api.get(finished_job["links"]["skipped"]).status_code == 404
+    assert other_api.delete(finished_job["url"]).status_code == 404
+    assert other_api.post(queued_job["url"] + "abort/").status_code == 404
+    assert IngestJob.objects.get(pk=finished_job["id"]).state == "succeeded"
+    assert IngestJob.objects.get(pk=queued_job["id"]).state == "queued"
+    assert other_api.get("/ingest/jobs/?state=succeeded").json()["count"] == 0
+
+
+def test_a_reader_without_a_key_finds_no_results_and_cannot_abort_or_delete(
+    anonymous_api, finished_job, queued_job
+):
+    assert anonymous_api.get(finished_job["links"]["results"]).status_code == 404
+    assert anonymous_api.get(finished_job["links"]["response"]).status_code == 404
+    # Writes without a key are a 401 before any job is looked up, as for cancel/.
+    assert anonymous_api.delete(finished_job["url"]).status_code == 401
+    assert anonymous_api.post(queued_job["url"] + "abort/").status_code == 401
+    assert IngestJob.objects.filter(pk=finished_job["id"]).exists()
+    assert IngestJob.objects.get(pk=queued_job["id"]).state == "queued"
