@@ -28,6 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.file_bench import run
+
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 SUMMARY_TARGET = 2048
@@ -100,22 +102,6 @@ def read_worker(job_id: str, what: str) -> None:
         size += len(piece)
         lines += piece.count(b"\n")
     print(size, lines)
-
-
-def run(command: list[str], env: dict[str, str]) -> tuple[float, float, str]:
-    """(seconds, peak RSS in MB, stdout) of one child process."""
-    started = time.perf_counter()
-    with tempfile.TemporaryFile() as out:
-        child = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.PIPE)
-        _, status, usage = os.wait4(child.pid, 0)
-        seconds = time.perf_counter() - started
-        errors = child.stderr.read().decode()
-        child.stderr.close()
-        if os.waitstatus_to_exitcode(status):
-            sys.stderr.write(errors)
-            raise SystemExit(f"{command[2:5]} failed")
-        out.seek(0)
-        return seconds, usage.ru_maxrss / 1024, out.read().decode()
 
 
 def stored_bytes(data_dir: Path, job_id: str) -> tuple[int, int]:
