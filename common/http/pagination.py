@@ -88,21 +88,25 @@ class Cursor(NamedTuple):
     def decode(cls, raw: str, view, model: type[models.Model]) -> "Cursor":
         """The cursor ``raw`` names, or a 400 if it is not one of this list."""
         try:
+            if len(raw) > _MAX_CURSOR:
+                raise ValueError
             fields = orjson.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
             name, row_id = fields["o"], fields["i"]
+            before = fields.get("b", 0)
             if (
-                len(raw) > _MAX_CURSOR
-                or not isinstance(fields, dict)
+                not isinstance(fields, dict)
                 or name not in offered(view)
                 or set(fields) - {"o", "i", "v", "b"}
                 or not _is_id(row_id)
+                or type(before) is not int
+                or before not in (0, 1)
             ):
                 raise ValueError
             ordering = Ordering(name.lstrip("-"), name.startswith("-"))
             value = None if ordering.field == "id" else _value_of(model, ordering, fields["v"])
         except (ValueError, TypeError, KeyError, binascii.Error, orjson.JSONDecodeError):
             raise ValidationError({CURSOR: [_BAD_CURSOR]}) from None
-        return cls(ordering, (value, row_id), before=fields.get("b") == 1)
+        return cls(ordering, (value, row_id), before=before == 1)
 
 
 def _is_id(value: Any) -> bool:
@@ -111,25 +115,37 @@ def _is_id(value: Any) -> bool:
 
 def _value_of(model: type[models.Model], ordering: Ordering, value: Any) -> Any:
     """The field's value in a cursor, checked against the field (ValueError if it does not
-    fit): numbers for number columns, text for text, a decimal string for money."""
+    fit): numbers for number columns, text for text, a decimal string for money. A value no
+    row can hold is refused here, before a database sees it: PostgreSQL refuses a NUL in text
+    and a decimal beyond its numeric range with an error of its own (a 500 it was)."""
     field = model._meta.get_field(ordering.field)
     if isinstance(field, models.DecimalField):
-        if not isinstance(value, str) or len(value) > 40:
-            raise ValueError
-        try:
-            amount = Decimal(value)
-        except InvalidOperation:
-            raise ValueError from None
-        if not amount.is_finite():
-            raise ValueError
-        return amount
+        return _amount(field, value)
     if isinstance(field, models.IntegerField):
         if not _is_id(value):
             raise ValueError
         return value
-    if not isinstance(value, str) or len(value) > (field.max_length or 1000):
+    if not isinstance(value, str) or len(value) > (field.max_length or 1000) or "\x00" in value:
         raise ValueError
+    value.encode()  # a lone surrogate ("\ud800" in the JSON) is no text a row holds
     return value
+
+
+def _amount(field: models.DecimalField, value: Any) -> Decimal:
+    """A decimal string within the column's digits (``max_digits``, ``decimal_places``)."""
+    if not isinstance(value, str) or len(value) > 40:
+        raise ValueError
+    try:
+        amount = Decimal(value)
+    except InvalidOperation:
+        raise ValueError from None
+    # adjusted() (the power of ten of the first digit) needs no arithmetic context: abs() of
+    # 1E+999999999 is itself an Overflow. Within the digits, the quantize below is exact.
+    if not amount.is_finite() or amount.adjusted() >= field.max_digits - field.decimal_places:
+        raise ValueError
+    if amount != amount.quantize(Decimal(1).scaleb(-field.decimal_places)):
+        raise ValueError
+    return amount
 
 
 class KeysetPagination(BasePagination):
