@@ -241,3 +241,17 @@ def test_the_count_stops_at_the_depth_a_page_number_reaches_and_says_so(api, tab
     small = api.get("/users/?page_size=5&name=Ann").json()
     assert "count_exact" not in small
     assert small["count"] == User.objects.filter(name="Ann").count()
+
+
+def test_the_links_keep_the_query_string_as_the_client_wrote_it(api, tables):
+    """A link of ?id__in=1,2,3 with each comma written %2C (DRF's way) was 5,957 characters
+    for 1,000 ids: past the request line gunicorn takes, the server's own next was a 414."""
+    ids = ",".join(map(str, _expected("users", "id")))
+    page = api.get(f"/users/?id__in={ids}&page_size=2&ordering=-email").json()
+    assert page["next"].startswith(f"http://testserver/users/?id__in={ids}&page_size=2&")
+    assert page["next"].count("cursor=") == 1
+    assert "%2C" not in page["next"]
+    after = api.get(_path(page["next"])).json()
+    previous = api.get(_path(after["previous"])).json()
+    assert "page=" not in after["previous"]
+    assert previous["results"] == page["results"]
