@@ -173,15 +173,16 @@ class KeysetPagination(BasePagination):
         raw = self.request.query_params.get(PAGE, "1")
         self._count(queryset)
         if raw == "last":
-            if not self.count_exact:  # the last page is deeper than a number reaches
-                number = settings.API_MAX_PAGE_DEPTH // size + 1
-            else:
-                number = max(1, -(-self.count // size))
+            if not self.count_exact:  # more rows than a page number reaches
+                raise ValidationError({PAGE: [self._too_deep("The last page")]})
+            number = max(1, -(-self.count // size))
         else:
             number = _whole_number(PAGE, raw)
-        offset = (max(number, 1) - 1) * size
-        if number < 1 or offset + size > settings.API_MAX_PAGE_DEPTH:
-            raise ValidationError({PAGE: [self._too_deep(number, size)]})
+        if number < 1:
+            raise ValidationError({PAGE: ["Pages are numbered from 1."]})
+        offset = (number - 1) * size
+        if offset >= settings.API_MAX_PAGE_DEPTH:
+            raise ValidationError({PAGE: [self._too_deep(f"Page {number} of {size} rows")]})
         if offset and offset >= self.count:
             raise NotFound("Invalid page.")
         rows = list(queryset[offset : offset + size + 1])
@@ -196,15 +197,12 @@ class KeysetPagination(BasePagination):
         counted = queryset.order_by()[: limit + 1].count()
         self.count, self.count_exact = min(counted, limit), counted <= limit
 
-    def _too_deep(self, number: int, size: int) -> str:
-        if number < 1:
-            return "Pages are numbered from 1."
+    def _too_deep(self, page: str) -> str:
         depth = settings.API_MAX_PAGE_DEPTH
         return (
-            f"Page {number} of {size} rows would start past row {depth:,}, the deepest a page "
-            "number reaches (API_MAX_PAGE_DEPTH): follow the `next` links (cursors) to read "
-            f"further, or sort the other way (ordering={self.ordering.reversed().name}) to "
-            "start from the end."
+            f"{page} would start past row {depth:,}, the deepest a page number reaches "
+            "(API_MAX_PAGE_DEPTH): follow the `next` links (cursors) to read further, or sort "
+            f"the other way (ordering={self.ordering.reversed().name}) to start from the end."
         )
 
     def _page_at(self, queryset, cursor: Cursor, size: int) -> list:

@@ -148,6 +148,19 @@ def test_the_last_page_within_reach_by_number(api, tables, settings):
     assert "ordering=-email" in response.json()["page"][0]
 
 
+def test_a_page_that_starts_within_the_depth_is_served_whole(api, tables, settings):
+    """The review's case: with exactly API_MAX_PAGE_DEPTH rows, page=last (and the page that
+    starts at the last row) was refused as starting past the depth."""
+    settings.API_MAX_PAGE_DEPTH = 10
+    tenth = _expected("users", "id")[9]
+    last = api.get(f"/users/?max_id={tenth}&page_size=3&page=last").json()
+    assert [row["id"] for row in last["results"]] == [tenth]
+    assert (last["count"], last["next"]) == (10, None)
+    across = api.get("/users/?page_size=3&page=4").json()  # starts at row 10, reads past it
+    assert [row["id"] for row in across["results"]] == _expected("users", "id")[9:12]
+    assert api.get("/users/?page_size=3&page=5").status_code == 400
+
+
 def test_a_page_past_the_end_is_a_404(api, tables):
     response = api.get("/users/?page_size=10&page=4")
     assert response.status_code == 404
