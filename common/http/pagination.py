@@ -329,6 +329,6 @@ class PageNumberPagination(pagination.PageNumberPagination):
 
     def paginate_queryset(self, queryset, request, view=None):
         page = request.query_params.get(PAGE)
-        if page is not None and page != "last":
-            _whole_number(PAGE, page)
+        if page is not None and page != "last" and _whole_number(PAGE, page) < 1:
+            raise ValidationError({PAGE: ["Pages are numbered from 1."]})
         return super().paginate_queryset(queryset, request, view)

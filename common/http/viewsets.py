@@ -16,6 +16,7 @@ that, what HTTP clients of a store expect:
 from typing import Any, ClassVar
 
 from django.db import models
+from django.http import Http404
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -24,6 +25,7 @@ from drf_spectacular.utils import (
     extend_schema_view,
 )
 from rest_framework import status, viewsets
+from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
 
@@ -133,6 +135,19 @@ class ServiceViewSet(viewsets.ModelViewSet):
 
     def _etag(self, record: models.Model) -> str:
         return etag_of(self.get_serializer(record).data)
+
+    def perform_content_negotiation(self, request, force=False):
+        """An unknown ``?format=`` is a 400 naming the formats (DRF answers it with a 404, as if
+        the URL did not exist); a CSV or NDJSON client is pointed at the export."""
+        try:
+            return super().perform_content_negotiation(request, force)
+        except Http404:
+            formats = ", ".join(renderer.format for renderer in self.get_renderers())
+            wanted = request.query_params.get("format", "")[:40]
+            message = f"Must be one of {formats}, not {wanted!r}."
+            if self.action == "list":
+                message += f" The whole table as CSV or NDJSON: {request.path}export/."
+            raise ValidationError({"format": [message]}) from None
 
     def handle_exception(self, exc) -> Response:
         response = super().handle_exception(exc)

@@ -268,3 +268,9 @@ def test_the_links_keep_the_query_string_as_the_client_wrote_it(api, tables):
     previous = api.get(_path(after["previous"])).json()
     assert "page=" not in after["previous"]
     assert previous["results"] == page["results"]
+
+
+def test_the_jobs_list_refuses_page_zero_as_the_lists_do(api):
+    response = api.get("/ingest/jobs/?page=0")
+    assert response.status_code == 400
+    assert response.json() == {"page": ["Pages are numbered from 1."]}
