@@ -16,8 +16,10 @@ Two ways into a list, one way through it:
 
 A cursor is the position of the row at the edge of the page it came from (the value of the
 ordering's field and the id, base64url JSON) and the ordering it belongs to; any ``ordering``
-sent beside it must be that one. It is not a snapshot: rows written meanwhile show up if they
-sort after the position, and none is skipped or repeated. A cursor that does not decode, or
+sent beside it must be that one. It is not a snapshot: rows inserted meanwhile show up if they
+sort after the position, and none is skipped or repeated for an insert or a delete; a row whose
+sorted field changes may be read twice or missed (never with ``id``, which does not change). A
+cursor that does not decode, or
 does not fit the list, is a 400, as are a ``page_size`` above ``API_MAX_PAGE_SIZE`` or below 1
 and page numbers or sizes in anything but the ASCII digits (Python's ``int`` also takes ``"٢"``,
 an Arabic-Indic 2).
