@@ -18,6 +18,9 @@ threads = int(os.environ.get("GUNICORN_THREADS", "4"))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "120"))
 graceful_timeout = 30
 keepalive = 5
+# The longest request line gunicorn takes (its default is 4094): a list filtered by many ids
+# (?id__in=, up to 1,000 of them) and its next link must fit.
+limit_request_line = 8190
 # Each request is logged once, as JSON, by the app (common.ops.observability); set this to "-" for
 # gunicorn's own access log too.
 accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None

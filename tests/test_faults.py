@@ -330,6 +330,23 @@ def test_a_damaged_page_deep_in_a_file_is_a_503_naming_its_service(api, tmp_path
     _assert_everything_answers(api)
 
 
+def test_text_written_behind_the_api_that_is_not_utf8_is_a_503_saying_so(api):
+    """The review's case: bytes that are not UTF-8 put in a name with the sqlite3 shell made
+    every read of the row a 503 that blamed a timeout and said to retry."""
+    if not is_sqlite("users"):
+        pytest.skip("PostgreSQL refuses such text itself")
+    user = User.objects.create(name="Ann", email="ann@example.com")
+    with connections["users"].cursor() as cursor:
+        cursor.execute("UPDATE users SET name = CAST(X'41FF42' AS TEXT) WHERE id = %s", [user.id])
+    response = api.get(f"/users/{user.id}/")
+    assert response.status_code == 503
+    detail = response.json()["detail"]
+    assert detail.startswith("The users database holds text that is not UTF-8 (")
+    assert "did not answer in time" not in detail
+    User.objects.filter(id=user.id).delete()
+    _assert_everything_answers(api)
+
+
 def test_the_admin_answers_503_naming_a_missing_database(admin_client):
     from tests.factories import make_product, make_user
 

@@ -50,7 +50,12 @@ def unavailable_body(exc: Exception, down: list[DatabaseHealth] | None = None) -
     failed = [c.alias for c in connections.all(initialized_only=True) if c.errors_occurred]
     error = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
     names = " and ".join(SERVICE_OF.get(alias, alias) for alias in failed) or "A"
-    if "malformed" in error or "not a database" in error:
+    if "Could not decode to UTF-8" in error:
+        detail = (
+            f"The {names} database holds text that is not UTF-8 ({error}), written behind the "
+            "service's back: requests that read that row fail until it is repaired."
+        )
+    elif "malformed" in error or "not a database" in error:
         detail = (
             f"The {names} database is damaged ({error}): requests that need it fail until it is "
             "restored from a backup (manage.py check_integrity, PRAGMA integrity_check)."

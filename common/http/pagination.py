@@ -16,8 +16,10 @@ Two ways into a list, one way through it:
 
 A cursor is the position of the row at the edge of the page it came from (the value of the
 ordering's field and the id, base64url JSON) and the ordering it belongs to; any ``ordering``
-sent beside it must be that one. It is not a snapshot: rows written meanwhile show up if they
-sort after the position, and none is skipped or repeated. A cursor that does not decode, or
+sent beside it must be that one. It is not a snapshot: rows inserted meanwhile show up if they
+sort after the position, and none is skipped or repeated for an insert or a delete; a row whose
+sorted field changes may be read twice or missed (never with ``id``, which does not change). A
+cursor that does not decode, or
 does not fit the list, is a 400, as are a ``page_size`` above ``API_MAX_PAGE_SIZE`` or below 1
 and page numbers or sizes in anything but the ASCII digits (Python's ``int`` also takes ``"٢"``,
 an Arabic-Indic 2).
@@ -27,6 +29,7 @@ import base64
 import binascii
 from decimal import Decimal, InvalidOperation
 from typing import Any, NamedTuple
+from urllib.parse import unquote_plus
 
 import orjson
 from django.conf import settings
@@ -35,7 +38,6 @@ from rest_framework import pagination
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import BasePagination
 from rest_framework.response import Response
-from rest_framework.utils.urls import remove_query_param, replace_query_param
 
 from common.data.keyset import Ordering, rows_after
 from common.data.validation import MAX_BIGINT
@@ -88,21 +90,25 @@ class Cursor(NamedTuple):
     def decode(cls, raw: str, view, model: type[models.Model]) -> "Cursor":
         """The cursor ``raw`` names, or a 400 if it is not one of this list."""
         try:
+            if len(raw) > _MAX_CURSOR:
+                raise ValueError
             fields = orjson.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
             name, row_id = fields["o"], fields["i"]
+            before = fields.get("b", 0)
             if (
-                len(raw) > _MAX_CURSOR
-                or not isinstance(fields, dict)
+                not isinstance(fields, dict)
                 or name not in offered(view)
                 or set(fields) - {"o", "i", "v", "b"}
                 or not _is_id(row_id)
+                or type(before) is not int
+                or before not in (0, 1)
             ):
                 raise ValueError
             ordering = Ordering(name.lstrip("-"), name.startswith("-"))
             value = None if ordering.field == "id" else _value_of(model, ordering, fields["v"])
         except (ValueError, TypeError, KeyError, binascii.Error, orjson.JSONDecodeError):
             raise ValidationError({CURSOR: [_BAD_CURSOR]}) from None
-        return cls(ordering, (value, row_id), before=fields.get("b") == 1)
+        return cls(ordering, (value, row_id), before=before == 1)
 
 
 def _is_id(value: Any) -> bool:
@@ -111,25 +117,37 @@ def _is_id(value: Any) -> bool:
 
 def _value_of(model: type[models.Model], ordering: Ordering, value: Any) -> Any:
     """The field's value in a cursor, checked against the field (ValueError if it does not
-    fit): numbers for number columns, text for text, a decimal string for money."""
+    fit): numbers for number columns, text for text, a decimal string for money. A value no
+    row can hold is refused here, before a database sees it: PostgreSQL refuses a NUL in text
+    and a decimal beyond its numeric range with an error of its own (a 500 it was)."""
     field = model._meta.get_field(ordering.field)
     if isinstance(field, models.DecimalField):
-        if not isinstance(value, str) or len(value) > 40:
-            raise ValueError
-        try:
-            amount = Decimal(value)
-        except InvalidOperation:
-            raise ValueError from None
-        if not amount.is_finite():
-            raise ValueError
-        return amount
+        return _amount(field, value)
     if isinstance(field, models.IntegerField):
         if not _is_id(value):
             raise ValueError
         return value
-    if not isinstance(value, str) or len(value) > (field.max_length or 1000):
+    if not isinstance(value, str) or len(value) > (field.max_length or 1000) or "\x00" in value:
         raise ValueError
+    value.encode()  # a lone surrogate ("\ud800" in the JSON) is no text a row holds
     return value
+
+
+def _amount(field: models.DecimalField, value: Any) -> Decimal:
+    """A decimal string within the column's digits (``max_digits``, ``decimal_places``)."""
+    if not isinstance(value, str) or len(value) > 40:
+        raise ValueError
+    try:
+        amount = Decimal(value)
+    except InvalidOperation:
+        raise ValueError from None
+    # adjusted() (the power of ten of the first digit) needs no arithmetic context: abs() of
+    # 1E+999999999 is itself an Overflow. Within the digits, the quantize below is exact.
+    if not amount.is_finite() or amount.adjusted() >= field.max_digits - field.decimal_places:
+        raise ValueError
+    if amount != amount.quantize(Decimal(1).scaleb(-field.decimal_places)):
+        raise ValueError
+    return amount
 
 
 class KeysetPagination(BasePagination):
@@ -157,15 +175,16 @@ class KeysetPagination(BasePagination):
         raw = self.request.query_params.get(PAGE, "1")
         self._count(queryset)
         if raw == "last":
-            if not self.count_exact:  # the last page is deeper than a number reaches
-                number = settings.API_MAX_PAGE_DEPTH // size + 1
-            else:
-                number = max(1, -(-self.count // size))
+            if not self.count_exact:  # more rows than a page number reaches
+                raise ValidationError({PAGE: [self._too_deep("The last page")]})
+            number = max(1, -(-self.count // size))
         else:
             number = _whole_number(PAGE, raw)
-        offset = (max(number, 1) - 1) * size
-        if number < 1 or offset + size > settings.API_MAX_PAGE_DEPTH:
-            raise ValidationError({PAGE: [self._too_deep(number, size)]})
+        if number < 1:
+            raise ValidationError({PAGE: ["Pages are numbered from 1."]})
+        offset = (number - 1) * size
+        if offset >= settings.API_MAX_PAGE_DEPTH:
+            raise ValidationError({PAGE: [self._too_deep(f"Page {number} of {size} rows")]})
         if offset and offset >= self.count:
             raise NotFound("Invalid page.")
         rows = list(queryset[offset : offset + size + 1])
@@ -180,15 +199,12 @@ class KeysetPagination(BasePagination):
         counted = queryset.order_by()[: limit + 1].count()
         self.count, self.count_exact = min(counted, limit), counted <= limit
 
-    def _too_deep(self, number: int, size: int) -> str:
-        if number < 1:
-            return "Pages are numbered from 1."
+    def _too_deep(self, page: str) -> str:
         depth = settings.API_MAX_PAGE_DEPTH
         return (
-            f"Page {number} of {size} rows would start past row {depth:,}, the deepest a page "
-            "number reaches (API_MAX_PAGE_DEPTH): follow the `next` links (cursors) to read "
-            f"further, or sort the other way (ordering={self.ordering.reversed().name}) to "
-            "start from the end."
+            f"{page} would start past row {depth:,}, the deepest a page number reaches "
+            "(API_MAX_PAGE_DEPTH): follow the `next` links (cursors) to read further, or sort "
+            f"the other way (ordering={self.ordering.reversed().name}) to start from the end."
         )
 
     def _page_at(self, queryset, cursor: Cursor, size: int) -> list:
@@ -218,8 +234,18 @@ class KeysetPagination(BasePagination):
             )
 
     def _url(self, cursor: Cursor) -> str:
-        url = remove_query_param(self.request.build_absolute_uri(), PAGE)
-        return replace_query_param(url, CURSOR, cursor.encode())
+        """This request's URL with the cursor instead of its page or cursor. The rest of the
+        query string stays as the client wrote it: re-encoded (DRF's ``replace_query_param``
+        writes each comma of ``id__in=1,2,3`` as ``%2C``), a link to a long filter outgrew the
+        request line the server takes (a 414 from gunicorn for the server's own ``next``)."""
+        query = self.request.META.get("QUERY_STRING", "")
+        kept = [
+            part
+            for part in query.split("&")
+            if part and unquote_plus(part.partition("=")[0]) not in (PAGE, CURSOR)
+        ]
+        kept.append(f"{CURSOR}={cursor.encode()}")
+        return self.request.build_absolute_uri(self.request.path) + "?" + "&".join(kept)
 
     def get_paginated_response(self, data) -> Response:
         body: dict[str, Any] = {} if self.count is None else {"count": self.count}
@@ -305,6 +331,6 @@ class PageNumberPagination(pagination.PageNumberPagination):
 
     def paginate_queryset(self, queryset, request, view=None):
         page = request.query_params.get(PAGE)
-        if page is not None and page != "last":
-            _whole_number(PAGE, page)
+        if page is not None and page != "last" and _whole_number(PAGE, page) < 1:
+            raise ValidationError({PAGE: ["Pages are numbered from 1."]})
         return super().paginate_queryset(queryset, request, view)

@@ -7,6 +7,7 @@ other with a 400 that names it and lists the allowed ones, and any parameter giv
 """
 
 from collections.abc import Collection
+from urllib.parse import unquote_to_bytes
 
 from rest_framework.exceptions import ValidationError
 
@@ -17,7 +18,9 @@ _NAMED = 5
 
 
 def strict_query(request, allowed: Collection[str]) -> None:
-    """Refuse (400) a query parameter not in ``allowed``, or one given more than once."""
+    """Refuse (400) a query string that is not UTF-8, a parameter not in ``allowed``, or one
+    given more than once."""
+    _refuse_bytes_that_are_not_utf8(request)
     params = request.query_params if hasattr(request, "query_params") else request.GET
     errors = {}
     unknown = 0
@@ -35,6 +38,24 @@ def strict_query(request, allowed: Collection[str]) -> None:
         ]
     if errors:
         raise ValidationError(errors)
+
+
+def _refuse_bytes_that_are_not_utf8(request) -> None:
+    """Django decodes a query string replacing what is not UTF-8 (``?name=%ff`` becomes
+    ``"\ufffd"``), so a filter would quietly look for another value; bodies refuse such bytes
+    (``common.http.body``), and so do query strings."""
+    raw = request.META.get("QUERY_STRING", "")
+    try:
+        unquote_to_bytes(raw.encode("latin-1", errors="replace")).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValidationError(
+            {
+                "non_field_errors": [
+                    f"The query string is not UTF-8 (the byte 0x{exc.object[exc.start]:02x}): "
+                    "percent-encode the UTF-8 bytes of the text."
+                ]
+            }
+        ) from None
 
 
 def query_flag(request, name: str) -> bool:

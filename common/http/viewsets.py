@@ -16,6 +16,7 @@ that, what HTTP clients of a store expect:
 from typing import Any, ClassVar
 
 from django.db import models
+from django.http import Http404
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -24,12 +25,21 @@ from drf_spectacular.utils import (
     extend_schema_view,
 )
 from rest_framework import status, viewsets
+from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
 
 from common.data.preconditions import Precondition
 from common.exceptions import PreconditionFailed
-from common.http.conditional import IF_MATCH, IF_NONE_MATCH, etag_of, if_match, not_modified
+from common.http.conditional import (
+    IF_MATCH,
+    IF_NONE_MATCH,
+    etag_of,
+    if_match,
+    not_modified,
+    refuse_conditions_on_create,
+    write_precondition,
+)
 from common.http.ordering import StrictOrderingFilter
 from common.http.pagination import CURSOR, PAGE, PAGE_SIZE, KeysetPagination
 from common.http.query import strict_query
@@ -82,13 +92,14 @@ class ServiceViewSet(viewsets.ModelViewSet):
         record = self.get_object()
         data = self.get_serializer(record).data
         etag = etag_of(data)
-        if (precondition := self._precondition()) is not None:
+        if (precondition := if_match(request, self._noun(), self._etag)) is not None:
             precondition(record)
         if not_modified(request, etag):
             return Response(status=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag})
         return Response(data, headers={"ETag": etag})
 
     def create(self, request, *args, **kwargs) -> Response:
+        refuse_conditions_on_create(request)
         response = super().create(request, *args, **kwargs)
         response["ETag"] = etag_of(response.data)
         return response
@@ -115,11 +126,28 @@ class ServiceViewSet(viewsets.ModelViewSet):
         self.delete_record(instance, precondition=self._precondition())
 
     def _precondition(self) -> Precondition | None:
-        """What ``If-Match`` asks of the stored record (the service checks it under its lock)."""
-        noun = self.get_queryset().model._meta.verbose_name
-        return if_match(
-            self.request, noun, lambda stored: etag_of(self.get_serializer(stored).data)
-        )
+        """What ``If-Match`` and ``If-None-Match`` ask of the stored record (the service checks
+        it under its lock)."""
+        return write_precondition(self.request, self._noun(), self._etag)
+
+    def _noun(self) -> str:
+        return self.get_queryset().model._meta.verbose_name
+
+    def _etag(self, record: models.Model) -> str:
+        return etag_of(self.get_serializer(record).data)
+
+    def perform_content_negotiation(self, request, force=False):
+        """An unknown ``?format=`` is a 400 naming the formats (DRF answers it with a 404, as if
+        the URL did not exist); a CSV or NDJSON client is pointed at the export."""
+        try:
+            return super().perform_content_negotiation(request, force)
+        except Http404:
+            formats = ", ".join(renderer.format for renderer in self.get_renderers())
+            wanted = request.query_params.get("format", "")[:40]
+            message = f"Must be one of {formats}, not {wanted!r}."
+            if self.action == "list":
+                message += f" The whole table as CSV or NDJSON: {request.path}export/."
+            raise ValidationError({"format": [message]}) from None
 
     def handle_exception(self, exc) -> Response:
         response = super().handle_exception(exc)

@@ -175,3 +175,38 @@ def test_two_clients_writing_the_version_they_read_one_wins_the_other_gets_a_412
     assert answers["first"].status_code == 200
     assert answers["second"].status_code == 412
     assert User.objects.get(id=user.id).name == "First"
+
+
+def test_if_none_match_on_a_write_is_a_412_when_the_record_is_that_version(api, user):
+    """The review: If-None-Match on PUT, PATCH and DELETE was ignored (a 200 for '*')."""
+    path = f"/users/{user.id}/"
+    etag = api.get(path)["ETag"]
+    for header in ("*", etag, f'W/{etag}, "other"'):
+        response = api.patch(path, {"name": "B"}, HTTP_IF_NONE_MATCH=header)
+        assert response.status_code == 412, header
+        assert response.json()["code"] == "precondition_failed"
+        assert response["ETag"] == etag
+    assert api.delete(path, HTTP_IF_NONE_MATCH="*").status_code == 412
+    assert User.objects.get(id=user.id).name == "Alice"
+    assert api.patch(path, {"name": "B"}, HTTP_IF_NONE_MATCH='"other"').status_code == 200
+    malformed = api.put(path, {"name": "C", "email": "c@example.com"}, HTTP_IF_NONE_MATCH="x")
+    assert malformed.status_code == 400
+    assert User.objects.get(id=user.id).name == "B"
+
+
+@pytest.mark.parametrize("header", ["HTTP_IF_MATCH", "HTTP_IF_NONE_MATCH"])
+def test_a_precondition_on_a_create_is_a_400_not_ignored(api, header):
+    response = api.post("/users/", CREATES["users"], **{header: '"nope"'})
+    assert response.status_code == 400
+    name = header.removeprefix("HTTP_").replace("_", "-").title()
+    assert "A create has no version to compare." in response.json()[name][0]
+    assert User.objects.count() == 0
+
+
+def test_a_weak_etag_in_if_match_is_refused_saying_why(api, user):
+    path = f"/users/{user.id}/"
+    etag = api.get(path)["ETag"]
+    response = api.patch(path, {"name": "B"}, HTTP_IF_MATCH=f"W/{etag}")
+    assert response.status_code == 412
+    assert "a weak one" in response.json()["detail"]
+    assert User.objects.get(id=user.id).name == "Alice"

@@ -87,3 +87,34 @@ def test_a_filter_a_list_does_not_have_is_a_400_listing_those_it_has(api, rows, 
     assert message.startswith("Unknown query parameter. This endpoint takes: ")
     assert "id__in" in message
     assert "cursor" in message
+
+
+def test_an_unknown_format_is_a_400_naming_the_formats(api, rows):
+    """DRF answered ?format=csv with a 404 "Not found.", as if the URL did not exist."""
+    response = api.get("/users/?format=csv")
+    assert response.status_code == 400
+    assert response.json()["format"] == [
+        "Must be one of json, api, not 'csv'. The whole table as CSV or NDJSON: /users/export/."
+    ]
+    user = rows[0][0]
+    assert api.get(f"/users/{user.id}/?format=xml").json()["format"] == [
+        "Must be one of json, api, not 'xml'."
+    ]
+    assert api.get("/users/?format=json").status_code == 200
+
+
+@pytest.mark.parametrize(
+    "path", ["/users/?name=%ff", "/orders/?user_id=1&x=%C3", "/ingest/jobs/?state=%e9"]
+)
+def test_a_query_string_that_is_not_utf8_is_a_400(api, rows, path):
+    """Django read %ff as U+FFFD and the list searched for that; bodies refuse such bytes."""
+    response = api.get(path)
+    assert response.status_code == 400, response.content
+    assert response.json()["non_field_errors"][0].startswith("The query string is not UTF-8")
+
+
+def test_utf8_text_in_a_query_string_is_read_as_sent(api):
+    from tests.factories import make_user
+
+    make_user("Zoë", "zoe@example.com")
+    assert _ids(api, "/users/?name=zo%C3%AB")  # any case, the UTF-8 of ë
