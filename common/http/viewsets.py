@@ -16,6 +16,7 @@ that, what HTTP clients of a store expect:
 from typing import Any, ClassVar
 
 from django.db import models
+from django.http import Http404
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -28,6 +29,7 @@ from rest_framework.response import Response
 from rest_framework.reverse import reverse
 
 from common.data.preconditions import Precondition
+from common.data.validation import MAX_BIGINT
 from common.exceptions import PreconditionFailed
 from common.http.conditional import IF_MATCH, IF_NONE_MATCH, etag_of, if_match, not_modified
 from common.http.ordering import StrictOrderingFilter
@@ -44,8 +46,9 @@ class ServiceViewSet(viewsets.ModelViewSet):
     sorted by, each with an index on ``(field, id)``.
     """
 
-    # Ids are 64-bit; anything longer than 18 digits is a 404, never an overflow in the database.
-    lookup_value_regex = r"[0-9]{1,18}"
+    # Ids are 64-bit, up to 19 digits (2**63-1); anything longer or larger is a 404
+    # (get_object), never an overflow in the database.
+    lookup_value_regex = r"[0-9]{1,19}"
     ordering: ClassVar[list[str]] = ["id"]
     ordering_fields: ClassVar[list[str]] = ["id"]
     filter_backends: ClassVar[list[type]] = [DjangoFilterBackend, StrictOrderingFilter]
@@ -77,6 +80,12 @@ class ServiceViewSet(viewsets.ModelViewSet):
             return ("format",)
         filters = tuple(self.filterset_class.base_filters) if self.filterset_class else ()
         return (*filters, "ordering", PAGE, PAGE_SIZE, CURSOR, "format")
+
+    def get_object(self) -> models.Model:
+        if int(self.kwargs[self.lookup_url_kwarg or self.lookup_field]) > MAX_BIGINT:
+            model = self.get_queryset().model  # Django's own words for a missing record
+            raise Http404(f"No {model._meta.object_name} matches the given query.")
+        return super().get_object()
 
     def retrieve(self, request, *args, **kwargs) -> Response:
         record = self.get_object()
