@@ -185,6 +185,11 @@ def crud_docs(
         description=f"`If-Match` names another version than the stored one: the {noun} changed "
         "since it was read. Nothing was written; the response's `ETag` is the current version."
     )
+    no_id_left = OpenApiResponse(
+        description=f"No id is left for a new {noun}: the largest id a {noun} can have has been "
+        "used (ids are never given twice). Nothing was written; `POST /ingest/` takes "
+        f"{noun}s with ids of their own. The `code` is `ids_exhausted`."
+    )
     delete_responses = {204: OpenApiResponse(description="Deleted."), 412: changed}
     if referenced_by:
         delete_responses[409] = OpenApiResponse(
@@ -209,7 +214,7 @@ def crud_docs(
             summary=f"Create {article} {noun}",
             description=write_description,
             parameters=[location, _etag_header([201])],
-            responses={201: serializer, 400: invalid},
+            responses={201: serializer, 400: invalid, 409: no_id_left},
         ),
         update=extend_schema(
             summary=f"Replace {article} {noun}",
