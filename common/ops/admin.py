@@ -82,6 +82,17 @@ class ServiceAdmin(admin.ModelAdmin):
             request.service_refused = True
             self.message_user(request, f"Not saved: {exc}", messages.ERROR)
 
+    # A save the service refused wrote nothing: no "Added"/"Changed" entry in the history.
+    def log_addition(self, request, obj, message):
+        if not getattr(request, "service_refused", False):
+            return super().log_addition(request, obj, message)
+        return None
+
+    def log_change(self, request, obj, message):
+        if not getattr(request, "service_refused", False):
+            return super().log_change(request, obj, message)
+        return None
+
     def response_add(self, request, obj, post_url_continue=None):
         if getattr(request, "service_refused", False):
             return HttpResponseRedirect(request.path)  # the form again, with the message

@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 import pytest
+from django.contrib.admin.models import LogEntry
 from django.contrib.auth import get_user_model
 from django.db import connections
 
@@ -137,6 +138,7 @@ def test_the_admin_add_page_says_so_and_writes_nothing(admin_client, resource):
         response.content.decode()
     )
     assert all_rows() == before
+    assert not LogEntry.objects.exists()  # no "Added" in the admin's history either
 
 
 def insert_directly(database) -> str:
