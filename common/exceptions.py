@@ -1,12 +1,15 @@
 """Errors the services raise, in business terms, and the HTTP errors the API adds.
 
 Services raise plain Python exceptions that say what went wrong (:class:`RecordInvalid`,
-:class:`RecordReferenced`, :class:`RecordNotFound`); they know nothing about HTTP.
+:class:`RecordReferenced`, :class:`RecordNotFound`, :class:`IdsExhausted`); they know nothing
+about HTTP.
 ``common.http.exception_handler`` maps them to status codes.
 """
 
 from rest_framework import status
 from rest_framework.exceptions import APIException
+
+from common.data.validation import MAX_BIGINT
 
 FieldErrors = dict[str, list[str]]
 
@@ -38,6 +41,21 @@ class RecordReferenced(Exception):
         super().__init__(
             f"{resource.capitalize()} {record_id} is still referenced by {counts}; "
             f"delete or change those first."
+        )
+
+
+class IdsExhausted(Exception):
+    """No id is left for a new record: its table has used the largest id a record can have
+    (``common.data.ids``). Not the request's fault, nor a passing one: the table's state
+    refuses it (a 409) until the record comes with an id of its own."""
+
+    def __init__(self, noun: str) -> None:
+        self.noun = noun
+        super().__init__(
+            f"No id is left for a new {noun}: ids are given above every {noun} id used before, "
+            f"and {MAX_BIGINT}, the largest possible {noun} id, has been used. Send the {noun} "
+            f"with an id of its own that is not in use, through POST /ingest/ (deleting the "
+            f"{noun} with the largest id frees no id: ids are never given twice)."
         )
 
 

@@ -1,8 +1,10 @@
 """Dry runs and atomic batches: every check, the databases' included, before anything is written.
 
 Both modes check every record by its rules (``ingest.checking``), then against the databases:
-explicit ids already stored, and each order's user and product (one query per chunk per
-database; an order may point at a user or product of the batch that passed its checks).
+explicit ids already stored, each order's user and product (one query per chunk per
+database; an order may point at a user or product of the batch that passed its checks), and
+whether an id is left for each record without one (one query per type that has such records:
+once a table has used the largest id, they are skipped, as the write would skip them).
 
 * ``dry_run`` stops there and writes nothing: the result's ``valid`` counts the records that
   passed every check.
@@ -34,18 +36,19 @@ from ingest.results import (
     duplicate_reason,
     fold_chunk,
     kept_nothing,
+    no_id_left_reason,
     result_of,
 )
 from ingest.runs import Aborted, Run
 from orders_svc import services as order_services
 from orders_svc.models import ORDERS_DB
-from orders_svc.selectors import existing_order_ids
+from orders_svc.selectors import existing_order_ids, order_ids_left
 from products_svc import services as product_services
 from products_svc.models import PRODUCTS_DB
-from products_svc.selectors import existing_product_ids
+from products_svc.selectors import existing_product_ids, product_ids_left
 from users_svc import services as user_services
 from users_svc.models import USERS_DB
-from users_svc.selectors import existing_user_ids
+from users_svc.selectors import existing_user_ids, user_ids_left
 
 
 def ingest_checked_first(batch: Batch, *, dry_run: bool, run: Run) -> IngestResult:
@@ -81,6 +84,8 @@ def _validate_against_databases(
     """
     user_ids = _check_duplicates(users, existing_user_ids, results.users, run)
     product_ids = _check_duplicates(products, existing_product_ids, results.products, run)
+    _check_ids_left(users, user_ids_left, results.users)
+    _check_ids_left(products, product_ids_left, results.products)
     for start, chunk in orders.chunks(settings.INGEST_CHUNK_SIZE):
         run.stop_here()
         reference_errors = order_services.reference_errors(
@@ -93,6 +98,7 @@ def _validate_against_databases(
                 reasons = duplicate_reason(ORDERS, row[0])
             if reasons:
                 results.orders.skipped.append((orders.positions[start + offset], row[0], reasons))
+    _check_ids_left(orders, order_ids_left, results.orders)
 
 
 def _check_duplicates(
@@ -110,6 +116,23 @@ def _check_duplicates(
             elif row[0] is not None:
                 kept.add(row[0])
     return kept
+
+
+def _check_ids_left(checked: Checked, ids_left: Callable[..., int], result: ResourceResult) -> None:
+    """Skip the rows without an id that no id is left for, as the write would: ids are handed
+    out in request order, each row without one taking the next (also one refused later for
+    other reasons, as an order pointing nowhere is refused after it was written)."""
+    without = [offset for offset, row in enumerate(checked.rows) if row[0] is None]
+    if not without:
+        return
+    left = ids_left(above=checked.ids_above)
+    if left >= len(without):
+        return
+    reasons = no_id_left_reason(checked.resource)
+    skipped = {index for index, _, _ in result.skipped}
+    for offset in without[left:]:
+        if checked.positions[offset] not in skipped:
+            result.skipped.append((checked.positions[offset], None, reasons))
 
 
 class Rejected(Exception):

@@ -50,10 +50,10 @@ from ingest.resources import ORDERS, PRODUCTS, USERS, Resource
 from ingest.results import (
     IngestResult,
     ResourceResult,
-    duplicate_reason,
     fold_failure,
     fold_unprocessed,
     kept_nothing,
+    refused_reason,
 )
 from ingest.runs import Aborted, Run
 from ingest.writers import WriterPool, writers_for
@@ -250,7 +250,7 @@ def _fold(
     for offset, stored_id in enumerate(ids):
         index = positions[offset]
         if stored_id is None:
-            reasons = errors.get(offset) or duplicate_reason(resource, index)
+            reasons = errors.get(offset) or refused_reason(resource, chunk[offset][0])
             section.result.skipped.append((index, chunk[offset][0], reasons))
         elif offset in replaced_positions:
             section.done["updated"].append((index, stored_id))

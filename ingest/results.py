@@ -4,7 +4,8 @@
 the skipped records grouped by their reasons (:meth:`ResourceResult.skipped_groups`). A result
 starts from what the checks skipped (:func:`result_of`) and grows as each written chunk comes
 back: :func:`fold_chunk` adds the ids the chunk inserted, in request order, and skips the rows it
-did not insert (an id already stored, an order pointing nowhere); :func:`fold_failure` skips every
+did not insert (an id already stored, no id left to assign, an order pointing nowhere);
+:func:`fold_failure` skips every
 row of a chunk whose transaction failed, saying that the database did. :class:`WriteFailed` is
 the one outcome that is not a result: an atomic batch that could not be written (a 503).
 
@@ -24,6 +25,7 @@ import orjson
 from django.db import DatabaseError, InterfaceError, OperationalError
 
 from common.data.gc_tuning import fewer_collections
+from common.data.validation import MAX_BIGINT
 from ingest.checking import Checked
 from ingest.resources import Reasons, Resource, Row
 
@@ -204,6 +206,27 @@ def duplicate_reason(resource: Resource, record_id: int) -> Reasons:
     }
 
 
+def no_id_left_reason(resource: Resource) -> Reasons:
+    """Why a record without an id was not inserted: its table has used the largest id there is
+    (``common.data.ids``), or the batch holds it. Sending it again will not help; an id will."""
+    return {
+        "id": [
+            f"No id is left for this {resource.singular}: ids are given above every "
+            f"{resource.singular} id used before and every id in the batch, and {MAX_BIGINT}, "
+            f"the largest possible {resource.singular} id, is among them. Give it an id of its own "
+            "that is not in use."
+        ]
+    }
+
+
+def refused_reason(resource: Resource, row_id: int | None) -> Reasons:
+    """Why a writer refused a row without saying why: a row with an id is a duplicate, a row
+    without one is one no id was left for (``common.data.bulk.insert_new``)."""
+    if row_id is None:
+        return no_id_left_reason(resource)
+    return duplicate_reason(resource, row_id)
+
+
 def _write_failed_reason(resource: Resource, exc: BaseException) -> Reasons:
     # A plain DatabaseError is SQLite's "file is not a database" or "disk image is malformed".
     down = isinstance(exc, OperationalError | InterfaceError) or type(exc) is DatabaseError
@@ -232,7 +255,7 @@ def fold_chunk(
             result.inserted_ids.append(stored_id)
             continue
         row_id = chunk[offset][0]
-        reasons = reference_errors.get(offset) or duplicate_reason(checked.resource, row_id)
+        reasons = reference_errors.get(offset) or refused_reason(checked.resource, row_id)
         result.skipped.append((checked.positions[start + offset], row_id, reasons))
 
 

@@ -4,6 +4,7 @@ from collections.abc import Collection, Iterable, Iterator
 
 from django.db.models import QuerySet
 
+from common.data.ids import ids_left
 from common.data.queries import count_by, existing_ids
 from common.data.streams import keyset_chunks
 from orders_svc.models import DeletionEpoch, Order
@@ -36,6 +37,12 @@ def orders_per_reference(field: str, ids: Collection[int]) -> dict[int, int]:
 def existing_order_ids(ids: Iterable[int]) -> set[int]:
     """Which of ``ids`` belong to a stored order."""
     return existing_ids(Order, ids)
+
+
+def order_ids_left(*, above: int = 0) -> int:
+    """How many new orders without an id of their own can still get one (ids are given above
+    every order id used before, and above ``above``: the largest explicit id of a batch)."""
+    return ids_left(Order, above=above)
 
 
 def deletion_epoch() -> int:

@@ -19,6 +19,7 @@ from django.db.models import F
 
 from common.data import bulk, changes
 from common.data.db import lock_for_checked_insert, lock_out_inserts, lock_out_writers
+from common.data.ids import assigning_id
 from common.data.preconditions import Precondition, check_stored
 from common.data.queries import id_list_param, id_list_sql
 from common.exceptions import RecordInvalid, RecordNotFound
@@ -41,8 +42,9 @@ def _require_references(user_id: int, product_id: int) -> None:
 
 
 def order_create(*, user_id: int, product_id: int, quantity: int) -> Order:
-    """Store an order for an existing user and product; raise ``RecordInvalid`` otherwise."""
-    with transaction.atomic(using=ORDERS_DB):
+    """Store an order for an existing user and product; raise ``RecordInvalid`` otherwise
+    (and ``IdsExhausted`` if no id is left for it)."""
+    with assigning_id(Order), transaction.atomic(using=ORDERS_DB):
         lock_for_checked_insert(ORDERS_DB, ORDERS_TABLE)
         _require_references(user_id, product_id)
         return Order.objects.create(user_id=user_id, product_id=product_id, quantity=quantity)

@@ -10,6 +10,7 @@ from decimal import Decimal
 from django.db.models import QuerySet
 
 from common.data import bulk
+from common.data.ids import ids_left
 from common.data.queries import existing_ids, field_by_id
 from common.data.streams import keyset_chunks
 from products_svc.models import Product, ProductWriteLedger
@@ -44,6 +45,12 @@ def existing_product_ids(ids: Iterable[int]) -> set[int]:
     if found:
         found -= bulk.ids_of_unfinished_writes(ProductWriteLedger)
     return found
+
+
+def product_ids_left(*, above: int = 0) -> int:
+    """How many new products without an id of their own can still get one (ids are given above
+    every product id used before, and above ``above``: the largest explicit id of a batch)."""
+    return ids_left(Product, above=above)
 
 
 def product_names(ids: Iterable[int]) -> dict[int, str]:

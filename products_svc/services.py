@@ -8,6 +8,7 @@ from decimal import Decimal
 from django.db import transaction
 
 from common.data import bulk, changes
+from common.data.ids import assigning_id
 from common.data.preconditions import Precondition, check_stored
 from common.data.references import guard_deletion, hold_references
 from common.exceptions import RecordNotFound
@@ -16,8 +17,8 @@ from products_svc.models import PRODUCTS_DB, Product, ProductWriteLedger
 
 
 def product_create(*, name: str, price: Decimal) -> Product:
-    """Store a new product; the database assigns its id."""
-    with transaction.atomic(using=PRODUCTS_DB):
+    """Store a new product; the database assigns its id (``IdsExhausted`` if none is left)."""
+    with assigning_id(Product), transaction.atomic(using=PRODUCTS_DB):
         return Product.objects.create(name=name, price=price)
 
 

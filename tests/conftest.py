@@ -70,3 +70,63 @@ def fresh_throttles() -> None:
 def anonymous_api() -> APIClient:
     """A DRF test client without a token."""
     return APIClient()
+
+
+@pytest.fixture
+def small_disk():
+    """A 4 MiB tmpfs, unmounted afterwards; the test is skipped where it cannot be mounted."""
+    from tests.ingest.disks import mount_small_disk, unmount
+
+    directory, why_not = mount_small_disk()
+    if directory is None:
+        pytest.skip(f"cannot mount a tmpfs here: {why_not}")
+    try:
+        yield directory
+    finally:
+        unmount(directory)
+
+
+#: The service tables whose ids the databases assign (each in the database of the same name).
+ID_TABLES = ("users", "products", "orders")
+
+
+@pytest.fixture
+def id_counters_restored():
+    """Each service table's id counter is set back after the test to what it was before.
+
+    For tests that use up ids (a record with id 2**63-1): a PostgreSQL sequence is not rolled
+    back with the test's transaction, nor reset when a transactional test empties the tables,
+    and neither is SQLite's ``sqlite_sequence`` then; every later test would find no id left.
+    """
+    saved = {table: _id_counter(table) for table in ID_TABLES}
+    yield
+    for table in ID_TABLES:
+        _set_id_counter(table, saved[table])
+
+
+def _id_counter(table: str):
+    from django.db import connections
+
+    connection = connections[table]
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [table])
+            sequence = cursor.fetchone()[0]
+            cursor.execute(f"SELECT last_value, is_called FROM {sequence}")
+            return sequence, *cursor.fetchone()
+        cursor.execute("SELECT seq FROM sqlite_sequence WHERE name = %s", [table])
+        found = cursor.fetchone()
+        return found[0] if found else None
+
+
+def _set_id_counter(table: str, saved) -> None:
+    from django.db import connections
+
+    connection = connections[table]
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SELECT setval(%s, %s, %s)", list(saved))
+        elif saved is None:
+            cursor.execute("DELETE FROM sqlite_sequence WHERE name = %s", [table])
+        else:
+            cursor.execute("UPDATE sqlite_sequence SET seq = %s WHERE name = %s", [saved, table])

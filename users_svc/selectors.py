@@ -10,6 +10,7 @@ from django.db.models import Count, QuerySet, Value
 from django.db.models.functions import Lower, StrIndex, Substr
 
 from common.data import bulk
+from common.data.ids import ids_left
 from common.data.queries import existing_ids, field_by_id
 from common.data.streams import keyset_chunks
 from users_svc.models import User, UserWriteLedger
@@ -43,6 +44,12 @@ def existing_user_ids(ids: Iterable[int]) -> set[int]:
     if found:
         found -= bulk.ids_of_unfinished_writes(UserWriteLedger)
     return found
+
+
+def user_ids_left(*, above: int = 0) -> int:
+    """How many new users without an id of their own can still get one (ids are given above
+    every user id used before, and above ``above``: the largest explicit id of a batch)."""
+    return ids_left(User, above=above)
 
 
 def user_names(ids: Iterable[int]) -> dict[int, str]:

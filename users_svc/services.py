@@ -7,6 +7,7 @@ from datetime import datetime
 from django.db import transaction
 
 from common.data import bulk, changes
+from common.data.ids import assigning_id
 from common.data.preconditions import Precondition, check_stored
 from common.data.references import guard_deletion, hold_references
 from common.exceptions import RecordNotFound
@@ -15,8 +16,8 @@ from users_svc.models import USERS_DB, User, UserWriteLedger
 
 
 def user_create(*, name: str, email: str) -> User:
-    """Store a new user; the database assigns its id."""
-    with transaction.atomic(using=USERS_DB):
+    """Store a new user; the database assigns its id (``IdsExhausted`` if none is left)."""
+    with assigning_id(User), transaction.atomic(using=USERS_DB):
         return User.objects.create(name=name, email=email)
 
 

@@ -5,10 +5,14 @@ when the database should assign one). In one transaction on the service's databa
 
 1. assigns ids to the rows without one, above every id already used and above ``ids_above``
    (the largest explicit id in the whole batch, so a later chunk's explicit id cannot collide
-   with an id assigned here);
+   with an id assigned here; ``common.data.ids``). Once the largest id a column takes is used,
+   rows without an id get none and are not written;
 2. writes the rows with the fastest statement the database offers;
 3. only if the primary key refuses a row (an explicit id that exists), looks up which ids
    exist (one query) and writes the others: those rows are duplicates.
+
+Each row's outcome is its stored id, or ``None``: a duplicate for a row that came with an id,
+"no id was left" for one that came without.
 
 Why not the ORM's ``bulk_create``: it spends about 4 s per 300,000 rows building model instances
 and SQL. On SQLite this module sends multi-row ``INSERT ... VALUES (...), (...)`` statements as
@@ -32,9 +36,12 @@ from itertools import chain
 from typing import Any
 
 import msgspec
-from django.db import DatabaseError, IntegrityError, connections, models, router, transaction
+from django.db import IntegrityError, connections, models, router, transaction
 
+from common.data import ids
+from common.data.ids import raise_sequence
 from common.data.queries import existing_ids, id_list_param, id_list_sql
+from common.data.validation import MAX_BIGINT
 
 Row = tuple[Any, ...]
 
@@ -60,7 +67,8 @@ def insert_new(
     ids_above: int = 0,
     ledger: Ledger | None = None,
 ) -> list[int | None]:
-    """Insert ``rows`` in one transaction; return each row's id, or ``None`` for a duplicate.
+    """Insert ``rows`` in one transaction; return each row's id, or ``None`` for a duplicate
+    (a row with an id) or a row no id was left for (a row without one).
 
     With a ``ledger``, a chunk whose key is already recorded is not written again: its recorded
     outcome is returned (see ``common.models.WriteLedger``).
@@ -107,14 +115,21 @@ def insert_new_in_transaction(
         return []
     assigned = _assign_ids(connection, model, rows, ids_above)
     handed_out: AbstractSet[int] = frozenset()
+    written = rows
     if assigned is not None:
-        rows, handed_out = assigned
-    ids: list[int | None] = []
-    for part in _statement_parts(connection, len(rows[0]), rows):
-        ids += _insert_part(connection, model, part, handed_out)
+        rows, handed_out, unassigned = assigned
+        written = rows
+        if unassigned:  # rare: only the rows with an id are written
+            written = [row for row in rows if row[0] is not None]
+    stored: list[int | None] = []
+    for part in _statement_parts(connection, len(rows[0]), written) if written else ():
+        stored += _insert_part(connection, model, part, handed_out)
     if connection.vendor == "postgresql":
-        raise_sequence(connection, model, max((i for i in ids if i is not None), default=0))
-    return ids
+        raise_sequence(connection, model, max((i for i in stored if i is not None), default=0))
+    if written is rows:
+        return stored
+    from_written = iter(stored)
+    return [None if row[0] is None else next(from_written) for row in rows]
 
 
 def _insert_part(
@@ -166,91 +181,39 @@ def _statement_scope(connection):
     return transaction.atomic(using=connection.alias)
 
 
-class IdsExhausted(DatabaseError):
-    """No id is left above the largest in use for the records without one (someone stored the
-    largest id a column takes): their chunk is refused, saying so, like a failing database."""
-
-
 def _assign_ids(connection, model, rows: Sequence[Row], ids_above: int):
-    """``(rows with an id in each, the ids handed out)`` if some rows had none, else None.
+    """``(rows with an id in each that could get one, the ids handed out, how many rows got
+    none)`` if some rows had none, else None.
 
-    New ids are above every id the table has used and above ``ids_above``. On SQLite the
-    caller holds the file's write lock, so the largest id in use is read and counted up from.
-    PostgreSQL takes concurrent writers, so ids come from the table's own sequence (which
-    ``nextval`` hands out to one transaction only), first raised above ``ids_above``.
+    New ids are above every id the table has used and above ``ids_above``
+    (``common.data.ids``). On SQLite the caller holds the file's write lock, so the largest id in
+    use is read and counted up from. PostgreSQL takes concurrent writers, so ids come from the
+    table's own sequence (which ``nextval`` hands out to one transaction only), first raised
+    above ``ids_above``. Rows past the last id left keep ``None``: they are not written.
     """
     missing = sum(1 for row in rows if row[0] is None)
     if not missing:
         return None
     if connection.vendor == "postgresql":
         raise_sequence(connection, model, ids_above)
-        fresh = iter(_next_sequence_values(connection, model, missing))
+        # Counted first: nextval past the sequence's end fails and takes the values it had
+        # left with it, which a single create could still have used. (Another writer taking
+        # the last ones in between makes nextval fail: a failed chunk, sent again.)
+        room = min(missing, ids.ids_left(model))
+        fresh = iter(ids.next_sequence_values(connection, model, room) if room else ())
     else:
-        first = _first_free_id(connection, model, ids_above)
-        if first + missing > 2**63:
-            raise IdsExhausted(
-                f"no id is left to assign: ids up to {first - 1} are used, the largest a "
-                f"{model._meta.db_table} id can be is {2**63 - 1}; give these records ids of "
-                "their own"
-            )
-        fresh = iter(range(first, 2**63))
+        first = ids.first_free_id(connection, model, ids_above)
+        fresh = iter(range(first, first + min(missing, MAX_BIGINT + 1 - first)))
     handed_out = set()
     filled = []
     for row in rows:
         if row[0] is None:
-            row = (next(fresh), *row[1:])
-            handed_out.add(row[0])
+            new_id = next(fresh, None)
+            if new_id is not None:
+                row = (new_id, *row[1:])
+                handed_out.add(new_id)
         filled.append(row)
-    return filled, handed_out
-
-
-def _first_free_id(connection, model: type[models.Model], ids_above: int) -> int:
-    """One above every id the table has used (also deleted ones) and above ``ids_above``."""
-    table = model._meta.db_table
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT MAX({connection.ops.quote_name(model._meta.pk.column)}) "
-            f"FROM {connection.ops.quote_name(table)}"
-        )
-        highest = cursor.fetchone()[0] or 0
-        if connection.vendor == "sqlite":
-            # AUTOINCREMENT never reuses the id of a deleted row; neither do we.
-            cursor.execute("SELECT seq FROM sqlite_sequence WHERE name = %s", [table])
-            found = cursor.fetchone()
-            highest = max(highest, found[0] if found else 0)
-    return max(highest, ids_above) + 1
-
-
-def _sequence_of(model: type[models.Model]) -> tuple[str, str]:
-    return model._meta.db_table, model._meta.pk.column
-
-
-def _next_sequence_values(connection, model: type[models.Model], count: int) -> list[int]:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
-            [*_sequence_of(model), count],
-        )
-        return [row[0] for row in cursor.fetchall()]
-
-
-def raise_sequence(connection, model: type[models.Model], at_least: int) -> None:
-    """Move the PostgreSQL sequence of ``model`` up to ``at_least`` if it is below.
-
-    Explicit ids do not move a sequence, so without this a later ``nextval`` (a new user created
-    through the API) would hand out an id that an ingested record already has. The read and the
-    set are one statement, but a ``nextval`` of another session can slip between them; the
-    worst outcome is an id handed out twice, which the primary key refuses (a failed chunk or
-    request that can be sent again), never two rows with one id.
-    """
-    if at_least <= 0:
-        return
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT setval(sequence, %s) FROM (SELECT pg_get_serial_sequence(%s, %s) AS sequence)"
-            " AS found WHERE coalesce(pg_sequence_last_value(sequence::regclass), 0) < %s",
-            [at_least, *_sequence_of(model), at_least],
-        )
+    return filled, handed_out, missing - len(handed_out)
 
 
 def _write(connection, model: type[models.Model], rows: list[Row]) -> None:

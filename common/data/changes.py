@@ -44,13 +44,8 @@ from django.db import OperationalError, connections, models, router
 from msgspec import UNSET
 
 from common.data import bulk
-from common.data.bulk import (
-    Ledger,
-    raise_sequence,
-    record_outcome,
-    recorded_outcome,
-    table_columns,
-)
+from common.data.bulk import Ledger, record_outcome, recorded_outcome, table_columns
+from common.data.ids import raise_sequence
 from common.data.queries import existing_ids, id_list_param, id_list_sql
 from common.data.validation import as_sent
 

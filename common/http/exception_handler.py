@@ -2,6 +2,9 @@
 
 DRF's own handler covers its exceptions; this adds the services' errors and Django's
 oversized-body error, so that a client always gets JSON and never an HTML error page.
+
+A table whose ids ran out (``IdsExhausted``) is a 409, not a 503: the state of the table
+refuses the create, and no retry will change it; the message says what will.
 """
 
 from typing import Any
@@ -21,7 +24,7 @@ from rest_framework.exceptions import ErrorDetail, NotAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
-from common.exceptions import RecordInvalid, RecordNotFound, RecordReferenced
+from common.exceptions import IdsExhausted, RecordInvalid, RecordNotFound, RecordReferenced
 from common.http.auth import TOKEN_NEEDED
 from common.http.json import body_too_large, dumps
 from common.ops.health import SERVICE_OF, DatabaseHealth, probe_all
@@ -125,6 +128,10 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         return Response(
             {"detail": str(exc), "code": "referenced", "references": exc.references},
             status=status.HTTP_409_CONFLICT,
+        )
+    if isinstance(exc, IdsExhausted):
+        return Response(
+            {"detail": str(exc), "code": "ids_exhausted"}, status=status.HTTP_409_CONFLICT
         )
     if _database_unavailable(exc):
         return unavailable_response(exc)

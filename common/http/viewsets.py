@@ -30,6 +30,7 @@ from rest_framework.response import Response
 from rest_framework.reverse import reverse
 
 from common.data.preconditions import Precondition
+from common.data.validation import MAX_BIGINT
 from common.exceptions import PreconditionFailed
 from common.http.conditional import (
     IF_MATCH,
@@ -54,8 +55,9 @@ class ServiceViewSet(viewsets.ModelViewSet):
     sorted by, each with an index on ``(field, id)``.
     """
 
-    # Ids are 64-bit; anything longer than 18 digits is a 404, never an overflow in the database.
-    lookup_value_regex = r"[0-9]{1,18}"
+    # Ids are 64-bit, up to 19 digits (2**63-1); anything longer or larger is a 404
+    # (get_object), never an overflow in the database.
+    lookup_value_regex = r"[0-9]{1,19}"
     ordering: ClassVar[list[str]] = ["id"]
     ordering_fields: ClassVar[list[str]] = ["id"]
     filter_backends: ClassVar[list[type]] = [DjangoFilterBackend, StrictOrderingFilter]
@@ -87,6 +89,12 @@ class ServiceViewSet(viewsets.ModelViewSet):
             return ("format",)
         filters = tuple(self.filterset_class.base_filters) if self.filterset_class else ()
         return (*filters, "ordering", PAGE, PAGE_SIZE, CURSOR, "format")
+
+    def get_object(self) -> models.Model:
+        if int(self.kwargs[self.lookup_url_kwarg or self.lookup_field]) > MAX_BIGINT:
+            model = self.get_queryset().model  # Django's own words for a missing record
+            raise Http404(f"No {model._meta.object_name} matches the given query.")
+        return super().get_object()
 
     def retrieve(self, request, *args, **kwargs) -> Response:
         record = self.get_object()
@@ -204,6 +212,11 @@ def crud_docs(
         description=f"`If-Match` names another version than the stored one: the {noun} changed "
         "since it was read. Nothing was written; the response's `ETag` is the current version."
     )
+    no_id_left = OpenApiResponse(
+        description=f"No id is left for a new {noun}: the largest id a {noun} can have has been "
+        "used (ids are never given twice). Nothing was written; `POST /ingest/` takes "
+        f"{noun}s with ids of their own. The `code` is `ids_exhausted`."
+    )
     delete_responses = {204: OpenApiResponse(description="Deleted."), 412: changed}
     if referenced_by:
         delete_responses[409] = OpenApiResponse(
@@ -228,7 +241,7 @@ def crud_docs(
             summary=f"Create {article} {noun}",
             description=write_description,
             parameters=[location, _etag_header([201])],
-            responses={201: serializer, 400: invalid},
+            responses={201: serializer, 400: invalid, 409: no_id_left},
         ),
         update=extend_schema(
             summary=f"Replace {article} {noun}",

@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 from django.contrib import admin, messages
 from django.http import HttpResponseRedirect
 
-from common.exceptions import RecordInvalid, RecordNotFound, RecordReferenced
+from common.exceptions import IdsExhausted, RecordInvalid, RecordNotFound, RecordReferenced
 
 
 class ServiceAdmin(admin.ModelAdmin):
@@ -78,6 +78,20 @@ class ServiceAdmin(admin.ModelAdmin):
                 f"{field}: {' '.join(texts)}" for field, texts in exc.errors.items()
             )
             self.message_user(request, f"Not saved: {reasons}", messages.ERROR)
+        except IdsExhausted as exc:  # the table's largest id is used: the admin cannot add one
+            request.service_refused = True
+            self.message_user(request, f"Not saved: {exc}", messages.ERROR)
+
+    # A save the service refused wrote nothing: no "Added"/"Changed" entry in the history.
+    def log_addition(self, request, obj, message):
+        if not getattr(request, "service_refused", False):
+            return super().log_addition(request, obj, message)
+        return None
+
+    def log_change(self, request, obj, message):
+        if not getattr(request, "service_refused", False):
+            return super().log_change(request, obj, message)
+        return None
 
     def response_add(self, request, obj, post_url_continue=None):
         if getattr(request, "service_refused", False):

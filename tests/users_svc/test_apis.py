@@ -8,6 +8,7 @@ from orders_svc.models import Order
 from products_svc.models import Product
 from tests.factories import make_order, make_product, make_user
 from users_svc.models import User
+from users_svc.services import users_bulk_insert
 
 pytestmark = pytest.mark.django_db(databases="__all__")
 
@@ -379,6 +380,24 @@ def test_retrieve_and_404s(api):
     response = api.get("/users/?page=99")
     assert response.status_code == 404
     assert response.json() == {"detail": "Invalid page.", "code": "not_found"}
+
+
+@pytest.mark.usefixtures("id_counters_restored")
+def test_the_largest_id_has_its_url_and_one_above_it_is_a_404(api):
+    """Ids take up to 19 digits (2**63-1); a larger number is no record, never an overflow."""
+    largest = 2**63 - 1
+    users_bulk_insert([(largest, "Max", "max@example.com")])
+    assert api.get(f"/users/{largest}/").json()["id"] == largest
+    assert api.patch(f"/users/{largest}/", {"name": "Maxi"}, format="json").status_code == 200
+    for too_large in (largest + 1, 10**19 - 1):
+        response = api.get(f"/users/{too_large}/")
+        assert response.status_code == 404, too_large
+        assert response.json() == {
+            "detail": "No User matches the given query.",
+            "code": "not_found",
+        }
+    assert api.delete(f"/users/{largest}/").status_code == 204
+    assert not User.objects.exists()
 
 
 def test_put_replaces_and_patch_changes_one_field(api):

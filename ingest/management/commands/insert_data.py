@@ -36,7 +36,7 @@ from ingest import pipeline
 from ingest.checking import parse_id
 from ingest.records import BatchError, decode_batch
 from ingest.resources import ORDERS, PRODUCTS, USERS, Resource
-from ingest.results import ResourceResult, duplicate_reason
+from ingest.results import ResourceResult, duplicate_reason, no_id_left_reason
 from orders_svc.selectors import order_list
 from products_svc.selectors import product_list
 from users_svc.selectors import user_list
@@ -183,9 +183,12 @@ def _skipped_lines(
     for start in range(0, len(taken), READ_CHUNK):
         stored.update((row[0], row) for row in read_back(taken[start : start + READ_CHUNK]))
     lines, differ = [], 0
+    no_id_left = no_id_left_reason(resource)
     for index, record_id, reasons in skipped:
         record = sent[resource.name][index]
-        if reasons != duplicate_reason(resource, record_id):
+        if reasons == no_id_left:  # valid, but its table has used the largest id there is
+            label = f"Not inserted: {reasons_text(reasons)}"
+        elif reasons != duplicate_reason(resource, record_id):
             label = f"Failed validation: {reasons_text(reasons)}"
         elif record_id in stored and cleaned_row(record, resource) != stored[record_id]:
             label = f"Present with other values: stored {as_tuple(stored[record_id])}"

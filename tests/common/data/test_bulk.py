@@ -114,12 +114,12 @@ def an_assigned_id_is_taken(monkeypatch):
         assigned = real(connection, model, rows, ids_above)
         if assigned is None:
             return None
-        filled, handed_out = assigned
+        filled, handed_out, unassigned = assigned
         stolen = model._default_manager.order_by("id").values_list("id", flat=True).first()
         first = next(i for i, row in enumerate(filled) if row[0] in handed_out)
         handed_out = (set(handed_out) - {filled[first][0]}) | {stolen}
         filled[first] = (stolen, *filled[first][1:])
-        return filled, handed_out
+        return filled, handed_out, unassigned
 
     monkeypatch.setattr(bulk, "_assign_ids", racing)
 
@@ -164,4 +164,25 @@ def test_the_ingest_reports_such_a_chunk_as_not_written_and_a_resend_writes_it(m
         "new1@example.com",
         "new2@example.com",
         "user1@example.com",
+    ]
+
+
+@pytest.mark.usefixtures("id_counters_restored")
+def test_rows_without_an_id_past_the_last_id_left_get_none_and_the_others_are_written():
+    """None for a row that came without an id: no id was left for it (not a duplicate)."""
+    largest = 2**63 - 1
+    users_bulk_insert([(largest - 1, "Near", "near@example.com")])
+    stored = users_bulk_insert(
+        [
+            (None, "Gets the last", "a@example.com"),
+            (5, "Own id", "five@example.com"),
+            (None, "Gets none", "b@example.com"),
+            (largest - 1, "Duplicate", "d@example.com"),
+        ]
+    )
+    assert stored == [largest, 5, None, None]
+    assert list(User.objects.order_by("id").values_list("id", "name")) == [
+        (5, "Own id"),
+        (largest - 1, "Near"),
+        (largest, "Gets the last"),
     ]

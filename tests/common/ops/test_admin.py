@@ -2,6 +2,7 @@
 and the orders list showing user and product names with one query per database per page."""
 
 import pytest
+from django.contrib.admin.models import LogEntry
 from django.contrib.auth import get_user_model
 from django.db import connections
 from django.test.utils import CaptureQueriesContext
@@ -139,3 +140,4 @@ def test_a_record_the_service_refuses_at_save_time_is_a_message_not_an_error(
     assert response.status_code == 200
     assert b"Not saved: user_id: No user has this id." in response.content
     assert Order.objects.count() == 0
+    assert not LogEntry.objects.exists()  # nothing was added, so no "Added" in the history
