@@ -89,3 +89,16 @@ class PreconditionFailed(APIException):
     def __init__(self, detail: str, *, etag: str) -> None:
         super().__init__(detail)
         self.etag = etag
+
+
+class ExportsBusy(APIException):
+    """This process streams as many exports as it may (``EXPORT_MAX_STREAMS``): a 503 with
+    ``Retry-After``, before anything is read."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "Too many exports are running; retry later."
+    default_code = "exports_busy"
+
+    def __init__(self, detail: str, *, wait: int) -> None:
+        super().__init__(detail)
+        self.wait = wait  # DRF's handler sends it as Retry-After

@@ -20,6 +20,44 @@ def pytest_configure(config) -> None:
             leftover.unlink()
 
 
+@pytest.fixture(autouse=True)
+def streamed_responses_closed(monkeypatch):
+    """Close every streamed response a test got, at its end, as a WSGI server always does.
+
+    Django's test client closes a streamed response only once a test has read it whole; an
+    export holds one of its process's slots (``common.http.export_slots``) until the close, so
+    the slots of exports a test only looked at would run out for the tests after it.
+    """
+    from django.test.client import ClientHandler
+
+    streamed = []
+    handle = ClientHandler.__call__
+
+    def call(self, environ):
+        response = handle(self, environ)
+        if response.streaming:
+            streamed.append(response)
+        return response
+
+    monkeypatch.setattr(ClientHandler, "__call__", call)
+    yield
+    for response in streamed:
+        close_as_a_server(response)
+
+
+def close_as_a_server(response) -> None:
+    """``response.close()``, as a WSGI server calls it, without closing the test's database
+    connections (which the close's ``request_finished`` would, as the test client knows)."""
+    from django.core.signals import request_finished
+    from django.db import close_old_connections
+
+    request_finished.disconnect(close_old_connections)
+    try:
+        response.close()
+    finally:
+        request_finished.connect(close_old_connections)
+
+
 def make_api_key(client_name: str) -> str:
     """A new API key (the clear text, as a client would hold it) for the client ``client_name``."""
     from common.api_keys import api_key_create

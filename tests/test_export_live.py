@@ -199,3 +199,66 @@ def test_a_database_failure_after_the_first_byte_cuts_the_response_off(fault):
         # The next request finds the table again (or a new connection), as any other would.
         status, _headers, body = live.request("GET", f"{base}/users/?page_size=1&ordering=-id")
         assert (status, body["results"][0]["id"]) == (200, USERS)
+
+
+def _export_status(base: str, path: str) -> tuple[socket.socket, bytes]:
+    """A GET of ``path`` by a client that reads its status line and then nothing more (its
+    receive buffer a few KB); (the socket, the first bytes read). Bounded: a server with no
+    thread left for it is a timeout here, not a hang."""
+    host, port = base.removeprefix("http://").split(":")
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.settimeout(10)
+    sock.connect((host, int(port)))
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+    return sock, sock.recv(4096)
+
+
+def _timed_get(url: str) -> tuple[int, float]:
+    started = time.monotonic()
+    status, _headers, _body = live.request("GET", url, timeout=10)
+    return status, time.monotonic() - started
+
+
+def test_exports_whose_clients_stop_reading_leave_the_other_threads_free():
+    """Clients that open exports and read nothing more: a process streams two at most (the
+    others are told to come back), lists and /healthz keep answering at once, and each
+    stalled export is cut off once its chunk has waited EXPORT_SEND_TIMEOUT_SECONDS."""
+    _fill_users()
+    with live.gunicorn(workers=1, threads=4, EXPORT_SEND_TIMEOUT_SECONDS="3") as (base, _):
+        opened = [_export_status(base, "/users/export/") for _ in range(5)]
+        try:
+            statuses = [first.split(b" ", 2)[1] for _sock, first in opened]
+            assert statuses == [b"200", b"200", b"503", b"503", b"503"]
+            refused = opened[2][1]
+            assert b"\r\nRetry-After: 5\r\n" in refused
+            assert b'"code":"exports_busy"' in refused
+            # Two threads hold stalled exports; the other two serve everyone else.
+            for path in ("/healthz", "/users/?page_size=50", "/users/1/"):
+                status, seconds = _timed_get(f"{base}{path}")
+                assert (status, seconds < 2) == (200, True), (path, status, seconds)
+            # Each stalled export is cut off within the send deadline of its blocked chunk.
+            _wait_for_metric(base, "export_streams_total", 2.0, outcome="stalled", resource="users")
+            for sock, first in opened[:2]:
+                received = first + _drain(sock)
+                assert not received.endswith(b"\r\n0\r\n\r\n"), "no last chunk: cut off"
+                assert len(received) < 25_000_000
+        finally:
+            for sock, _first in opened:
+                sock.close()
+        # Their slots are back: a whole export again.
+        with closing(http.client.HTTPConnection(base.removeprefix("http://"), timeout=60)) as conn:
+            conn.request("GET", "/users/export/")
+            response = conn.getresponse()
+            assert response.status == 200
+            assert response.read().count(b"\n") == USERS
+        assert _metric(base, "export_streams_total", outcome="completed", resource="users") == 1
+
+
+def _drain(sock: socket.socket) -> bytes:
+    """Everything the server still sends before it closes the connection (bounded by the
+    socket's timeout)."""
+    received = b""
+    while piece := sock.recv(1 << 16):
+        received += piece
+    return received

@@ -34,7 +34,12 @@ reader, and ``POST /ingest/`` would refuse the whole body over it.
 closes the iterator (WSGI's ``close()``): the generator below gets ``GeneratorExit`` at its
 ``yield``, reads nothing more, and Django's ``request_finished`` gives its database connection
 back. Each export that ends is counted by how it ended (``export_streams_total`` at ``/metrics``,
-``completed``, ``disconnected`` or ``failed``) and logged with its rows and duration.
+``completed``, ``disconnected``, ``stalled`` or ``failed``) and logged with its rows and duration.
+
+**Slow and stalled clients.** An export holds a thread for as long as its client reads; a
+process streams at most ``EXPORT_MAX_STREAMS`` at once (one more is a 503 ``exports_busy``
+before anything is read), and under gunicorn a chunk its client has not taken within
+``EXPORT_SEND_TIMEOUT_SECONDS`` cuts the export off as ``stalled`` (``common.http.export_slots``).
 
 **Errors are JSON.** DRF picks a renderer by ``?format=`` and ``Accept`` too, and would answer a
 ``text/csv`` client's 400 in CSV, or an unknown ``?format=`` with a 404. Here DRF's negotiation
@@ -47,7 +52,7 @@ import functools
 import io
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import starmap
 from typing import Any, ClassVar
@@ -64,6 +69,7 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.negotiation import BaseContentNegotiation
 
 from common.data.streams import Row
+from common.http.export_slots import ExportSlot, bound_send_time
 from common.http.json import ORJSONRenderer
 from common.http.query import query_choice, strict_query
 from common.http.schema import AutoSchema
@@ -210,11 +216,16 @@ class ExportView(GenericAPIView):
 
     def get(self, request, *args, **kwargs) -> StreamingHttpResponse:
         chosen = export_format(request)
-        chunks = self.read_rows(
-            self.filter_queryset(self.get_queryset()), chunk_size=settings.EXPORT_CHUNK_ROWS
-        )
-        first = next(chunks, [])  # read now: a database that is down is still a 503
-        return export_response(request, self.table, chosen, first, chunks)
+        slot = ExportSlot(self.table.resource)  # over the cap: a 503 before any read
+        try:
+            chunks = self.read_rows(
+                self.filter_queryset(self.get_queryset()), chunk_size=settings.EXPORT_CHUNK_ROWS
+            )
+            first = next(chunks, [])  # read now: a database that is down is still a 503
+        except BaseException:
+            slot.release()
+            raise
+        return export_response(request, self.table, chosen, first, chunks, slot)
 
 
 def export_response(
@@ -223,13 +234,20 @@ def export_response(
     chosen: ExportFormat,
     first: list[Row],
     chunks: Iterator[list[Row]],
+    slot: ExportSlot,
 ) -> StreamingHttpResponse:
-    """The streamed response: ``first`` (already read) and then the rest of ``chunks``."""
+    """The streamed response: ``first`` (already read) and then the rest of ``chunks``; the
+    server's ``close()`` of the response gives ``slot`` back."""
     if request.method == "HEAD":  # the headers a GET would get, and no rows
         chunks.close()
-        body: Iterator[bytes] = iter(())
+        slot.release()
+        body: Iterable[bytes] = ()
     else:
-        body = _stream(table, chosen, first, chunks, getattr(request, "request_id", None))
+        deadline = bound_send_time(request)
+        stream = _stream(
+            table, chosen, first, chunks, getattr(request, "request_id", None), deadline
+        )
+        body = _Body(stream, slot)
     response = StreamingHttpResponse(body, content_type=chosen.content_type)
     response["Content-Disposition"] = f'attachment; filename="{table.resource}.{chosen.extension}"'
     # A proxy that buffers the whole response (nginx does by default) would undo the streaming.
@@ -238,28 +256,54 @@ def export_response(
     return response
 
 
+class _Body:
+    """The response's content: the stream, and the slot it holds until the server closes the
+    response. Django calls the content's ``close()`` from the response's, which every WSGI
+    server calls, even when it never asked for a chunk (a generator's own ``finally`` would
+    not run then)."""
+
+    def __init__(self, stream: Generator[bytes, None, None], slot: ExportSlot) -> None:
+        self._stream = stream
+        self._slot = slot
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self._stream
+
+    def close(self) -> None:
+        try:
+            self._stream.close()
+        finally:
+            self._slot.release()
+
+
 def _stream(
     table: ExportTable,
     chosen: ExportFormat,
     first: list[Row],
     chunks: Iterator[list[Row]],
     request_id: str | None,
-) -> Iterator[bytes]:
+    deadline: float | None,
+) -> Generator[bytes, None, None]:
     encoder = chosen.encoder(table)
     started = time.perf_counter()
     sent = 0
     outcome, error = "failed", None
+    handed = time.monotonic()
     try:
         if encoder.header:
             yield encoder.header
         chunk = first
         while chunk:
+            handed = time.monotonic()
             yield encoder.encode(chunk)
             sent += len(chunk)  # the server took them: it asks for more only after writing
             chunk = next(chunks, None)
         outcome = "completed"
-    except GeneratorExit:  # the server closed us: the client went away
-        outcome = "disconnected"
+    except GeneratorExit:  # the server closed us: the client went away, or took too long
+        stalled = deadline is not None and time.monotonic() - handed >= deadline
+        outcome = "stalled" if stalled else "disconnected"
+        if stalled:
+            error = f"the client took no chunk within {deadline:g} s"
         raise
     except Exception as exc:
         error = f"{type(exc).__name__}: {str(exc).strip()[:300]}"
@@ -298,10 +342,12 @@ def _ended(
     how = {
         "completed": "",
         "disconnected": ": the client went away",
+        "stalled": f": {error}; the response was cut off",
         "failed": f": {error}; the response was cut off",
     }[outcome]
+    level = {"failed": logging.ERROR, "stalled": logging.WARNING}.get(outcome, logging.INFO)
     export_log.log(
-        logging.ERROR if outcome == "failed" else logging.INFO,
+        level,
         "export of %s %s: %d rows in %.1f ms%s",
         table.resource,
         outcome,
@@ -333,7 +379,10 @@ def export_docs(table: ExportTable, filterset: type):
             "not be there.\n\n"
             "Errors before the first byte have their status and a JSON body. A database that "
             "fails after it cuts the response off: the connection closes without the chunked "
-            "body's last chunk, which an HTTP client reports as an incomplete transfer."
+            "body's last chunk, which an HTTP client reports as an incomplete transfer. So does a "
+            "client that takes no data for `EXPORT_SEND_TIMEOUT_SECONDS` (30 s): the export is "
+            "cut off, and its thread is free for others. A server process streams at most "
+            "`EXPORT_MAX_STREAMS` exports at once (2): one more is a 503 `exports_busy`."
         ),
         parameters=[
             OpenApiParameter(
@@ -368,7 +417,10 @@ def export_docs(table: ExportTable, filterset: type):
             ),
             429: OpenApiResponse(description="Too many reads without a key from this address."),
             503: OpenApiResponse(
-                description="The service's database is unavailable (the message names it)."
+                description="The service's database is unavailable (the message names it), or "
+                "this server process already streams as many exports as it may at once "
+                '(`"code": "exports_busy"`, `EXPORT_MAX_STREAMS`); `Retry-After` says when to '
+                "try again."
             ),
         },
     )

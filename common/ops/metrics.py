@@ -60,7 +60,8 @@ def record_ingest(result) -> None:
 EXPORT_STREAMS = Counter(
     "export_streams_total",
     "Exports (GET /<resource>/export/) that ended, by resource and how: completed, "
-    "disconnected (the client went away) or failed (after the first byte: the response was "
+    "disconnected (the client went away), stalled (the client took no chunk within "
+    "EXPORT_SEND_TIMEOUT_SECONDS: cut off) or failed (after the first byte: the response was "
     "cut off).",
     ["resource", "outcome"],
 )

@@ -234,6 +234,15 @@ API_MAX_PAGE_DEPTH = env_int("API_MAX_PAGE_DEPTH", 10_000, minimum=1)
 # Rows per query of an export (GET /users/export/...): each chunk is read, encoded and sent
 # before the next is read, so this bounds an export's memory (common.data.streams).
 EXPORT_CHUNK_ROWS = 5_000
+# Exports one process streams at once (each holds a thread for as long as its client reads):
+# one more is a 503 "exports_busy" with Retry-After, so that slow exports never take every
+# thread from lists, writes and /healthz. The default leaves half of gunicorn's 4 threads free.
+EXPORT_MAX_STREAMS = env_int("EXPORT_MAX_STREAMS", 2, minimum=1)
+# How long one chunk may wait for the client to take it (a few hundred KB: a client reading
+# under ~10 KB/s, or not at all, is too slow); past it the export is cut off as "stalled" and its
+# thread and database connection are free again. Applies under gunicorn, which gives the view
+# its socket.
+EXPORT_SEND_TIMEOUT = env_float("EXPORT_SEND_TIMEOUT_SECONDS", 30.0, minimum=0.1)
 
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": [

@@ -17,7 +17,7 @@ from prometheus_client import REGISTRY
 from common.http.export import ExportAborted
 from orders_svc.filters import OrderFilter
 from products_svc.filters import ProductFilter
-from tests.conftest import client_with, make_api_key
+from tests.conftest import client_with, close_as_a_server, make_api_key
 from tests.factories import make_order, make_product, make_user
 from users_svc.filters import UserFilter
 
@@ -414,6 +414,51 @@ def test_a_database_down_after_the_first_byte_aborts_the_stream(api, settings, c
     assert "OperationalError" in record.fields["error"]
 
 
+# --- a process streams a bounded number of exports ----------------------------------------------
+
+
+def test_an_export_over_the_cap_is_a_503_before_any_read(api, two_users, settings):
+    from common.http.export_slots import streaming_exports
+
+    settings.EXPORT_MAX_STREAMS = 1
+    held = api.get("/users/export/")  # headers sent, body not read: it holds the slot
+    assert held.status_code == 200
+    assert streaming_exports() == 1
+    with CaptureQueriesContext(connections["users"]) as queries:
+        refused = api.get("/users/export/?format=csv", HTTP_ACCEPT="text/csv")
+    assert refused.status_code == 503
+    assert refused["Content-Type"] == "application/json"
+    assert refused["Retry-After"] == "5"
+    payload = refused.json()
+    assert payload["code"] == "exports_busy"
+    assert "already streaming 1 exports" in payload["detail"]
+    assert "EXPORT_MAX_STREAMS" in payload["detail"]
+    assert "GET /users/?cursor=" in payload["detail"]
+    assert len(queries) == 0, "refused before the first chunk was read"
+    assert len(body(held).splitlines()) == 2  # the held export finishes: its slot is back
+    assert streaming_exports() == 0
+    assert api.get("/orders/export/").status_code == 200
+
+
+@pytest.mark.django_db(databases="__all__", transaction=True)
+def test_every_way_an_export_ends_gives_its_slot_back(api, two_users, settings):
+    from common.http.export_slots import streaming_exports
+    from tests.test_faults import database_down
+
+    settings.EXPORT_MAX_STREAMS = 1
+    api.head("/users/export/")  # HEAD: no body to send
+    assert streaming_exports() == 0
+    unread = api.get("/users/export/")
+    close_as_a_server(unread)  # what a server does when its client went away before the first chunk
+    assert streaming_exports() == 0
+    with database_down("users"):  # a 503 while the first chunk is read
+        assert api.get("/users/export/").status_code == 503
+    assert streaming_exports() == 0
+    assert api.get("/users/export/?max_id=abc").status_code == 400  # refused by its filters
+    assert streaming_exports() == 0
+    assert len(body(api.get("/users/export/")).splitlines()) == 2
+
+
 # --- where a client finds them -------------------------------------------------------------------
 
 
@@ -433,6 +478,7 @@ def test_the_schema_documents_both_formats_the_filters_and_the_errors(resource, 
     assert operation["summary"]
     assert set(operation["responses"]["200"]["content"]) == {"application/x-ndjson", "text/csv"}
     assert {"200", "400", "406", "429", "503"} <= set(operation["responses"])
+    assert "exports_busy" in operation["responses"]["503"]["description"]
     parameters = {p["name"]: p for p in operation["parameters"]}
     assert set(parameters) == {*filterset.base_filters, "format"}
     assert parameters["format"]["schema"]["enum"] == ["csv", "ndjson"]
