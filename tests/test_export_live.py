@@ -211,7 +211,16 @@ def _export_status(base: str, path: str) -> tuple[socket.socket, bytes]:
     sock.settimeout(10)
     sock.connect((host, int(port)))
     sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
-    return sock, sock.recv(4096)
+    received = b""
+    while b"\r\n\r\n" not in received:
+        piece = sock.recv(4096)
+        assert piece, "the server closed the connection before its headers"
+        received += piece
+    head, _, rest = received.partition(b"\r\n\r\n")
+    if length := re.search(rb"\r\nContent-Length: (\d+)", head):  # an error: its whole body
+        while len(rest) < int(length.group(1)):
+            rest += sock.recv(4096)
+    return sock, head + b"\r\n\r\n" + rest
 
 
 def _timed_get(url: str) -> tuple[int, float]:
