@@ -551,7 +551,10 @@ class _Heartbeat:
 
 
 class _Progress:
-    """Records the number of finished records as it grows, at most about once a second."""
+    """Records the number of finished records as it grows, at most about once a second.
+
+    Writer threads call it as they commit chunks, and the run's own thread as it folds them:
+    the lock keeps a smaller count from being written after a larger one."""
 
     EVERY = 1.0
 
@@ -559,10 +562,12 @@ class _Progress:
         self.job_id = job_id
         self.last = float("-inf")
         self.written = 0
+        self._lock = threading.Lock()
 
     def __call__(self, done: int) -> None:
-        now = time.monotonic()
-        # Only a count that grew: a first call with 0 must not hold back the first real count.
-        if done > self.written and now - self.last >= self.EVERY:
-            self.last, self.written = now, done
-            IngestJob.objects.filter(id=self.job_id).update(processed=done)
+        with self._lock:
+            now = time.monotonic()
+            # Only a count that grew: a first call with 0 must not hold back the first real one.
+            if done > self.written and now - self.last >= self.EVERY:
+                self.last, self.written = now, done
+                IngestJob.objects.filter(id=self.job_id).update(processed=done)

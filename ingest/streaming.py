@@ -158,10 +158,15 @@ _UNPROCESSED = object()
 
 
 def _unless_stopped(run: Run, writer: Callable, rows: list[Row], **kwargs: Any) -> Any:
-    """On the writer thread: write the chunk, unless the run was asked to stop by now."""
+    """On the writer thread: write the chunk, unless the run was asked to stop by now, and count
+    it done as soon as it is committed: a job's progress moves while later records are still
+    being checked (counted only after the whole type was checked, a job of 400,000 users showed
+    0 for its first 6 s)."""
     if run.stopping():
         return _UNPROCESSED
-    return writer(rows, **kwargs)
+    outcome = writer(rows, **kwargs)
+    run.advance(len(rows))
+    return outcome
 
 
 def _collect(
@@ -170,19 +175,20 @@ def _collect(
     result: ResourceResult,
     run: Run,
 ) -> None:
-    """Wait for each chunk's writer and fold its outcome into ``result``."""
+    """Wait for each chunk's writer and fold its outcome into ``result`` (a written chunk was
+    counted done by its writer, a failed one is counted here)."""
     run.advance(len(checked.skipped))
     for start, chunk, future in submitted:
         try:
             outcome = future.result()
         except DatabaseError as exc:
             fold_failure(checked, start, chunk, exc, result)
+            run.advance(len(chunk))
         else:
             if outcome is _UNPROCESSED:
                 fold_unprocessed(checked, start, chunk, result)
-                continue
-            fold_chunk(checked, start, chunk, outcome, result)
-        run.advance(len(chunk))
+            else:
+                fold_chunk(checked, start, chunk, outcome, result)
 
 
 def _collect_orders(orders: Checked, written: Future, result: ResourceResult, run: Run) -> None:

@@ -1,5 +1,6 @@
 """Background ingest jobs on the local thread pool: from 202 to a result, and crash safety."""
 
+import dataclasses
 import json
 import threading
 import time
@@ -10,7 +11,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from ingest import jobs
+from ingest import jobs, streaming
 from ingest.models import IngestJob, IngestJobPayload
 from orders_svc import services as order_services
 from orders_svc.models import Order, OrderWriteLedger
@@ -340,3 +341,31 @@ def test_a_silent_job_with_attempts_left_is_run_again_to_the_end(api, monkeypatc
     job = IngestJob.objects.get(id=job_id)
     assert (job.state, job.attempts, job.error) == ("succeeded", 2, "")
     assert (User.objects.count(), Product.objects.count(), Order.objects.count()) == (9, 9, 7)
+
+
+def test_a_job_counts_chunks_written_while_it_still_checks_later_ones(api, monkeypatch, settings):
+    """A job's progress moves as its chunks are committed, not once every record of the type
+    is checked (the review: a job of 400,000 users showed 0 processed for its first 6 s while
+    its first chunks were already in the database)."""
+    settings.INGEST_CHUNK_SIZE = 10
+    reached, release = threading.Event(), threading.Event()
+    real_rule = streaming.USERS.rule
+
+    def rule(*values):
+        if values[0] == "U35":  # the fourth chunk: the first three are handed to the writer
+            reached.set()
+            release.wait(30)
+        return real_rule(*values)
+
+    monkeypatch.setattr(streaming, "USERS", dataclasses.replace(streaming.USERS, rule=rule))
+    batch = {"users": [{"name": f"U{i}", "email": f"u{i}@example.com"} for i in range(40)]}
+    job = post(api, batch).json()
+    try:
+        assert reached.wait(10), "the job never reached the record it is held on"
+        seen = poll(lambda: api.get(job["url"]).json(), lambda j: j["processed"] > 0)
+        assert seen["state"] == "running"
+        assert 0 < seen["processed"] <= 30 < seen["total"]
+    finally:
+        release.set()
+    finished = wait_for(api, job["url"])
+    assert (finished["state"], finished["processed"]) == ("succeeded", 40)
