@@ -25,6 +25,12 @@ for _alias, _config in DATABASES.items():
 # Serve static files straight from the apps, as `runserver` does, without a collectstatic step.
 WHITENOISE_USE_FINDERS = True
 
-# Tests that are about limits set them; the others must not trip over them.
-API_THROTTLE_RATES = {"writes": "", "ingest": "", "anon_reads": "", "auth_failures": ""}
+# Tests that are about limits set them (in the test process, or for a live server through
+# its environment); the others must not trip over them.
+API_THROTTLE_RATES = {
+    "writes": env_str("API_WRITE_RATE", ""),
+    "ingest": env_str("API_INGEST_RATE", ""),
+    "anon_reads": env_str("API_ANON_READ_RATE", ""),
+    "auth_failures": env_str("API_AUTH_FAILURE_RATE", ""),
+}
 AXES_ENABLED = False
