@@ -71,9 +71,9 @@ def listening(port: int) -> bool:
 
 
 @contextmanager
-def gunicorn(workers: int = 1, threads: int = 4, **env: str):
+def gunicorn(workers: int = 1, threads: int = 4, port: int | None = None, **env: str):
     """A gunicorn serving the app on the test databases; yields (base URL, master process)."""
-    port = free_port()
+    port = port or free_port()
     server = subprocess.Popen(
         [
             sys.executable,

@@ -1,0 +1,149 @@
+"""``export``: a whole table into a file, resumed from the last id written after a crash.
+
+``GET /<type>/export/`` streams a table in id order (NDJSON or CSV), one response however big.
+The client writes it as it arrives, a chunk at a time. Because the rows come in id order, a run
+that died (the client killed, the connection or the server gone) resumes without reading again
+what it has: it cuts the file back to its last whole line, reads that line's id, and asks for
+the rest with ``?min_id=<id + 1>``, appending. A cut-off response (the server closes it without
+the chunked body's last chunk, which ``httpx`` raises as a ``RemoteProtocolError``) is resumed
+the same way, within the same run.
+
+A small state file beside the output (``<file>.export-state.json``) says whether the export in
+the file is finished: an unfinished one is resumed, a finished one is replaced by a new export
+only with ``--force``; a file that exists without it is not overwritten either.
+"""
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import orjson
+
+from store_client.http import ClientError, Transport
+
+TYPES = ("users", "products", "orders")
+FORMATS = ("ndjson", "csv")
+#: Cut-off responses resumed within one run before giving up.
+RESUMES = 20
+
+
+@dataclass
+class ExportSummary:
+    path: str
+    rows: int  # rows in the file
+    resumed_from: int | None  # the id the run resumed after, if it did
+    seconds: float
+
+
+def export(
+    transport: Transport,
+    record_type: str,
+    path: Path,
+    *,
+    format: str = "ndjson",
+    force: bool = False,
+    on_rows=None,
+) -> ExportSummary:
+    if record_type not in TYPES:
+        raise ClientError(f"export takes users, products or orders, not {record_type!r}.")
+    if format not in FORMATS:
+        raise ClientError(f"--format is ndjson or csv, not {format!r}.")
+    started = time.monotonic()
+    state_path = path.with_name(path.name + ".export-state.json")
+    state = orjson.loads(state_path.read_bytes()) if state_path.exists() else None
+    fresh = state is None or state.get("finished") or state.get("format") != format
+    if path.exists() and path.stat().st_size and fresh and not force:
+        raise ClientError(
+            f"{path} exists{' and holds a finished export' if state else ''}; use --force to "
+            "replace it with a new export."
+        )
+    if fresh:
+        path.write_bytes(b"")
+    state_path.write_bytes(orjson.dumps({"type": record_type, "format": format, "finished": False}))
+    last_id, rows = _cut_back(path, format)
+    resumed_from = last_id
+    for _attempt in range(RESUMES):
+        try:
+            rows += _read_after(transport, record_type, format, path, last_id, on_rows)
+            break
+        except (httpx.RemoteProtocolError, httpx.ReadError, httpx.ReadTimeout):
+            last_id, rows = _cut_back(path, format)
+    else:
+        raise ClientError(f"the export of {record_type} was cut off {RESUMES} times; run again.")
+    state_path.write_bytes(orjson.dumps({"type": record_type, "format": format, "finished": True}))
+    return ExportSummary(str(path), rows, resumed_from, time.monotonic() - started)
+
+
+def _read_after(transport, record_type, format, path: Path, last_id, on_rows) -> int:
+    params = {"format": format}
+    if last_id is not None:
+        params["min_id"] = str(last_id + 1)
+    header_wanted = format == "csv" and path.stat().st_size > 0
+    written = 0
+    # The first request goes through the retry rules (a server restarting, a 503 exports_busy);
+    # the stream itself is read outside them, and a cut is resumed by the caller.
+    with (
+        transport.stream("GET", f"/{record_type}/export/", params=params) as response,
+        path.open("ab") as file,
+    ):
+        pending = b""
+        for block in response.iter_bytes(1 << 16):
+            block = pending + block
+            cut = block.rfind(b"\n") + 1  # whole lines only: a cut leaves none half-written
+            whole, pending = block[:cut], block[cut:]
+            if header_wanted and whole:  # a resumed CSV: its header is in the file already
+                whole = whole.split(b"\n", 1)[1]
+                header_wanted = False
+            file.write(whole)
+            lines = whole.count(b"\n")
+            written += lines
+            if on_rows is not None and lines:
+                on_rows(lines)
+        file.write(pending)
+    if format == "csv" and last_id is None:
+        written -= 1  # the header
+    return written
+
+
+def _cut_back(path: Path, format: str) -> tuple[int | None, int]:
+    """Cut ``path`` back to its last whole line; (the id on it, the rows in the file). Reads
+    the file a MiB at a time: memory stays flat whatever its size."""
+    if not path.exists() or path.stat().st_size == 0:
+        return None, 0
+    lines = 0
+    with path.open("r+b") as file:
+        while block := file.read(1 << 20):
+            lines += block.count(b"\n")
+        end = _after_last_newline(file)
+        file.truncate(end)
+        tail = _last_line(file, end)
+    rows = lines - (1 if format == "csv" and lines else 0)
+    if rows <= 0:
+        return None, 0
+    if format == "ndjson":
+        return int(orjson.loads(tail)["id"]), rows
+    return int(tail.split(b",", 1)[0]), rows
+
+
+def _after_last_newline(file) -> int:
+    return _after_last_newline_before(file, file.seek(0, 2))
+
+
+def _last_line(file, end: int) -> bytes:
+    """The whole line that ends at ``end`` (without its newline)."""
+    start = _after_last_newline_before(file, end - 1)
+    file.seek(start)
+    return file.read(end - 1 - start)
+
+
+def _after_last_newline_before(file, position: int) -> int:
+    while position > 0:
+        start = max(0, position - (1 << 16))
+        file.seek(start)
+        block = file.read(position - start)
+        found = block.rfind(b"\n")
+        if found >= 0:
+            return start + found + 1
+        position = start
+    return 0

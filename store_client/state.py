@@ -1,0 +1,101 @@
+"""What a push has done, kept next to the data so that a crashed run can resume exactly.
+
+The state file (``<file>.push-state.json`` by default) holds:
+
+* the file's **fingerprint** (size and SHA-256): a file changed since the push began is
+  refused, with a message, rather than mixed with what was sent of the old one;
+* the **options** and the **piece sizes** the pieces were cut with, so that a resumed run cuts
+  the same pieces (``store_client.pieces``) and sends each under the same ``Idempotency-Key``;
+* the pieces the server **confirmed**, with their counts, and how long the errors file was
+  after the last of them (a resumed run cuts it back there, so no skipped record is listed
+  twice);
+* the background job of each piece sent with ``--async``, so that a resumed run waits for the
+  same job instead of sending the piece again.
+
+It is written after every confirmed piece, to a temporary file that is flushed, synced and
+renamed over the old one: a client killed at any moment leaves the old state or the new one,
+never half of one. A piece sent but not confirmed when the client died is sent again with the
+same key; the server writes it once and replays its answer.
+"""
+
+import hashlib
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import orjson
+
+VERSION = 1
+
+
+class StateError(Exception):
+    """The state file cannot be used for this push (the message says why and what to do)."""
+
+
+@dataclass
+class PushState:
+    file_size: int
+    file_sha256: str
+    options: dict
+    piece_records: int
+    piece_bytes: int
+    started_at: float = field(default_factory=time.time)
+    confirmed: dict[str, dict] = field(default_factory=dict)  # piece number -> counts
+    jobs: dict[str, str] = field(default_factory=dict)  # piece number -> job id (--async)
+    errors_bytes: int = 0
+    finished_at: float | None = None
+    version: int = VERSION
+
+    @property
+    def push_id(self) -> str:
+        """What the pieces' keys start with: the file and the options, nothing else."""
+        seed = orjson.dumps(
+            [self.file_sha256, self.options, self.piece_records, self.piece_bytes],
+            option=orjson.OPT_SORT_KEYS,
+        )
+        return "store-push-" + hashlib.sha256(seed).hexdigest()[:40]
+
+    def key(self, piece: int) -> str:
+        return f"{self.push_id}-{piece}"
+
+    def save(self, path: Path) -> None:
+        temporary = path.with_name(path.name + ".tmp")
+        with temporary.open("wb") as file:
+            file.write(orjson.dumps(asdict(self), option=orjson.OPT_INDENT_2))
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+        directory = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+
+    @classmethod
+    def load(cls, path: Path) -> "PushState | None":
+        if not path.exists():
+            return None
+        try:
+            data = orjson.loads(path.read_bytes())
+            if data.get("version") != VERSION:
+                raise StateError(f"{path} was written by another version of the client.")
+            return cls(**data)
+        except (orjson.JSONDecodeError, TypeError) as exc:
+            raise StateError(
+                f"{path} is not a push state this client can read ({exc}); move it away to "
+                "start the push over (records without ids already sent would be sent again)."
+            ) from None
+
+
+def fingerprint(path: Path, *, on_read=None) -> tuple[int, str]:
+    """(size, SHA-256) of ``path``, read a MiB at a time."""
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as file:
+        while block := file.read(1 << 20):
+            digest.update(block)
+            size += len(block)
+            if on_read is not None:
+                on_read(len(block))
+    return size, digest.hexdigest()
