@@ -76,7 +76,9 @@ test-postgres: install-dev
 # delete: their own ACTIONS_BENCH_ARGS), then ingests a 1,000,000-record NDJSON file, then
 # times pages of every list ordering at 1,000,000 rows (PAGES_BENCH_ARGS), then
 # exports a 1,000,000-row table (EXPORT_BENCH_ARGS: --rows, --table, --repeat, --no-postgres),
-# then runs a 1,000,000-record background job and reads its results back (JOB_BENCH_ARGS).
+# then runs a 1,000,000-record background job and reads its results back (JOB_BENCH_ARGS),
+# then pushes a 1,000,000-record file through store_client against one request of it
+# (CLIENT_BENCH_ARGS: --records, --repeat).
 bench: install-dev
 	$(BIN)/python -m bench.ingest_bench $(BENCH_ARGS)
 	$(BIN)/python -m bench.actions_bench $(ACTIONS_BENCH_ARGS)
@@ -84,6 +86,7 @@ bench: install-dev
 	$(BIN)/python -m bench.pages_bench $(PAGES_BENCH_ARGS)
 	$(BIN)/python -m bench.export_bench $(EXPORT_BENCH_ARGS)
 	$(BIN)/python -m bench.job_results_bench $(JOB_BENCH_ARGS)
+	$(BIN)/python -m bench.client_bench $(CLIENT_BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .test-data .pytest_cache .ruff_cache .hypothesis
