@@ -13,6 +13,14 @@ bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
 worker_class = "gthread"
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count()))
 threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+# Exports a process streams at once (common.http.export_slots): half the threads unless set,
+# and never all of them, or clients that stop reading could take every thread from /healthz.
+os.environ.setdefault("EXPORT_MAX_STREAMS", str(max(1, threads // 2)))
+if threads > 1 and int(os.environ["EXPORT_MAX_STREAMS"]) >= threads:
+    raise SystemExit(
+        f"EXPORT_MAX_STREAMS={os.environ['EXPORT_MAX_STREAMS']} would let exports take all "
+        f"{threads} threads of a process (GUNICORN_THREADS): set it below {threads}."
+    )
 # A synchronous ingest of the largest allowed batch (500,000 records) takes a few seconds on
 # two cores; leave room for a slow disk before a worker is considered hung.
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "120"))

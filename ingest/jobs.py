@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import connections, transaction
+from django.db import DatabaseError, connections, transaction
 from django.db.models import Exists, F, Min, OuterRef, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -143,15 +143,16 @@ def run_job(job_id: uuid.UUID) -> None:
     job = _claim(job_id)
     if job is None:
         return
-    beat = _Heartbeat(job.id)
+    progress = _Progress()
+    beat = _Heartbeat(job.id, progress)
     beat.start()
     try:
-        _run_claimed(job)
+        _run_claimed(job, progress)
     finally:
         beat.stop()
 
 
-def _run_claimed(job: IngestJob) -> None:
+def _run_claimed(job: IngestJob, progress: "_Progress") -> None:
     received: dict[str, int] = {}
     lines = None
     try:
@@ -178,7 +179,7 @@ def _run_claimed(job: IngestJob) -> None:
             dry_run=job.dry_run,
             atomic=job.atomic,
             ledger_key=_ledger_key(job.id),
-            on_progress=_Progress(job.id),
+            on_progress=progress,
             should_stop=_abort_requested(job.id),
             per_record=True,
         )
@@ -525,11 +526,36 @@ def _forget_ledgers_before(cutoff: datetime) -> int:
     )
 
 
-class _Heartbeat:
-    """A thread that updates the job's heartbeat until stopped (and closes its connection)."""
+class _Progress:
+    """The number of finished records, as the run reports it from any of its threads.
 
-    def __init__(self, job_id: uuid.UUID) -> None:
+    Reporting is an assignment, never a database write: the writer threads report each chunk
+    as they commit it, and one that had to write the count itself would wait on the default
+    database's lock, and fail with it, after its chunk was committed (an outside review: a
+    lock held on default.db made a committed chunk come back as "not written, send it again").
+    The job's heartbeat thread writes the count (:class:`_Heartbeat`)."""
+
+    def __init__(self) -> None:
+        self.done = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, done: int) -> None:
+        with self._lock:
+            if done > self.done:
+                self.done = done
+
+
+class _Heartbeat:
+    """A thread that, until stopped, updates the job's heartbeat every
+    ``INGEST_JOB_HEARTBEAT_SECONDS`` and its ``processed`` count about once a second when it
+    grew (and closes its connection at the end). A write that fails is logged and tried again
+    at the next turn: the run never sees it."""
+
+    PROGRESS_EVERY = 1.0
+
+    def __init__(self, job_id: uuid.UUID, progress: _Progress) -> None:
         self.job_id = job_id
+        self.progress = progress
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"ingest-beat-{job_id}", daemon=True)
 
@@ -541,33 +567,31 @@ class _Heartbeat:
         self._thread.join()
 
     def _run(self) -> None:
+        beat_every = settings.INGEST_JOB_HEARTBEAT_SECONDS
+        next_beat = time.monotonic() + beat_every
+        written = 0
         try:
-            while not self._stop.wait(settings.INGEST_JOB_HEARTBEAT_SECONDS):
-                IngestJob.objects.filter(id=self.job_id, state=State.RUNNING).update(
-                    heartbeat_at=timezone.now()
-                )
+            while not self._stop.wait(min(self.PROGRESS_EVERY, beat_every)):
+                changes: dict = {}
+                if time.monotonic() >= next_beat:
+                    changes["heartbeat_at"] = timezone.now()
+                done = self.progress.done
+                if done > written:
+                    changes["processed"] = done
+                if not changes:
+                    continue
+                try:
+                    self._record(changes)
+                except DatabaseError as exc:
+                    logger.warning(
+                        "ingest job %s: could not record %s (%s)", self.job_id, sorted(changes), exc
+                    )
+                    continue
+                written = changes.get("processed", written)
+                if "heartbeat_at" in changes:
+                    next_beat = time.monotonic() + beat_every
         finally:
             connections.close_all()
 
-
-class _Progress:
-    """Records the number of finished records as it grows, at most about once a second.
-
-    Writer threads call it as they commit chunks, and the run's own thread as it folds them:
-    the lock keeps a smaller count from being written after a larger one."""
-
-    EVERY = 1.0
-
-    def __init__(self, job_id: uuid.UUID) -> None:
-        self.job_id = job_id
-        self.last = float("-inf")
-        self.written = 0
-        self._lock = threading.Lock()
-
-    def __call__(self, done: int) -> None:
-        with self._lock:
-            now = time.monotonic()
-            # Only a count that grew: a first call with 0 must not hold back the first real one.
-            if done > self.written and now - self.last >= self.EVERY:
-                self.last, self.written = now, done
-                IngestJob.objects.filter(id=self.job_id).update(processed=done)
+    def _record(self, changes: dict) -> None:
+        IngestJob.objects.filter(id=self.job_id, state=State.RUNNING).update(**changes)

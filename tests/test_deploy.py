@@ -96,9 +96,31 @@ def test_dockerfile_builds_the_app_from_the_pinned_requirements():
     assert re.search(r"^USER (?!root)", dockerfile, re.M), "the app must not run as root"
 
 
-def test_gunicorn_configuration_loads():
+def _gunicorn_config() -> dict:
     namespace: dict = {}
     exec((ROOT / "config" / "gunicorn.conf.py").read_text(), namespace)  # noqa: S102
+    return namespace
+
+
+def test_gunicorn_configuration_loads(monkeypatch):
+    monkeypatch.setenv("EXPORT_MAX_STREAMS", "")  # recorded, so that the test's value goes
+    monkeypatch.delenv("EXPORT_MAX_STREAMS")
+    namespace = _gunicorn_config()
     assert namespace["worker_class"] == "gthread"
     assert namespace["workers"] >= 1
     assert namespace["threads"] >= 1
+
+
+def test_exports_get_half_the_threads_and_never_all(monkeypatch):
+    """An export holds a thread while its client reads (common.http.export_slots): the default
+    cap follows GUNICORN_THREADS, and a cap that would let exports take every thread (and
+    /healthz with them) stops gunicorn from starting."""
+    monkeypatch.setenv("EXPORT_MAX_STREAMS", "")  # recorded, so that the test's value goes
+    monkeypatch.delenv("EXPORT_MAX_STREAMS")
+    monkeypatch.setenv("GUNICORN_THREADS", "2")
+    _gunicorn_config()
+    assert os.environ["EXPORT_MAX_STREAMS"] == "1"
+    monkeypatch.setenv("GUNICORN_THREADS", "4")
+    monkeypatch.setenv("EXPORT_MAX_STREAMS", "4")
+    with pytest.raises(SystemExit, match="set it below 4"):
+        _gunicorn_config()

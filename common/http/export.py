@@ -69,7 +69,7 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.negotiation import BaseContentNegotiation
 
 from common.data.streams import Row
-from common.http.export_slots import ExportSlot, bound_send_time
+from common.http.export_slots import ExportSlot, SendDeadline, bound_send_time
 from common.http.json import ORJSONRenderer
 from common.http.query import query_choice, strict_query
 from common.http.schema import AutoSchema
@@ -282,7 +282,7 @@ def _stream(
     first: list[Row],
     chunks: Iterator[list[Row]],
     request_id: str | None,
-    deadline: float | None,
+    deadline: SendDeadline | None,
 ) -> Generator[bytes, None, None]:
     encoder = chosen.encoder(table)
     started = time.perf_counter()
@@ -300,10 +300,11 @@ def _stream(
             chunk = next(chunks, None)
         outcome = "completed"
     except GeneratorExit:  # the server closed us: the client went away, or took too long
-        stalled = deadline is not None and time.monotonic() - handed >= deadline
+        stalled = deadline is not None and time.monotonic() - handed >= deadline.seconds
         outcome = "stalled" if stalled else "disconnected"
         if stalled:
-            error = f"the client took no chunk within {deadline:g} s"
+            deadline.cut()
+            error = f"a chunk waited more than {deadline.seconds:g} s for the client to take it"
         raise
     except Exception as exc:
         error = f"{type(exc).__name__}: {str(exc).strip()[:300]}"
@@ -380,8 +381,9 @@ def export_docs(table: ExportTable, filterset: type):
             "Errors before the first byte have their status and a JSON body. A database that "
             "fails after it cuts the response off: the connection closes without the chunked "
             "body's last chunk, which an HTTP client reports as an incomplete transfer. So does a "
-            "client that takes no data for `EXPORT_SEND_TIMEOUT_SECONDS` (30 s): the export is "
-            "cut off, and its thread is free for others. A server process streams at most "
+            "client that has not taken a chunk (5,000 rows) within "
+            "`EXPORT_SEND_TIMEOUT_SECONDS` (30 s): the export is cut off, and its thread is free "
+            "for others. A server process streams at most "
             "`EXPORT_MAX_STREAMS` exports at once (2): one more is a 503 `exports_busy`."
         ),
         parameters=[

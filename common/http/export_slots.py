@@ -18,15 +18,22 @@ Two bounds keep that from happening:
 * **A send deadline** (``EXPORT_SEND_TIMEOUT_SECONDS``, default 30): under gunicorn, which puts
   the client's socket in the WSGI environ (``gunicorn.socket``), the socket gets that timeout
   for the rest of the response (gunicorn makes it blocking again for the connection's next
-  request). A chunk the client has not taken within it makes ``sendall`` raise; gunicorn closes
-  the connection and the iterator, and the export ends as ``stalled``: its slot, thread and
-  connection are free. ``sendall``'s timeout bounds the whole call (Python 3.5+), so a client that
-  trickles a few bytes at a time cannot stretch it.
+  request). A chunk (5,000 rows: 0.3 to 2.7 MB, depending on how wide they are) the client has
+  not taken within it makes ``sendall`` raise; gunicorn closes the iterator, and the export ends
+  as ``stalled``: its slot, thread and database connection are free. ``sendall``'s timeout bounds
+  the whole call (Python 3.5+), so a client that trickles a few bytes at a time cannot stretch
+  it: a client must read at least a chunk per deadline (17 to 90 KB/s at 30 s). The export then
+  shuts the socket down both ways itself: gunicorn's own close of a connection whose client
+  keeps it open waits up to 2 s on the worker's main thread, the one that accepts connections
+  (an outside review measured /healthz frozen 2 s per stalled export without this).
 
 ``runserver`` gives no socket: there only the cap applies.
 """
 
+import socket
 import threading
+from contextlib import suppress
+from dataclasses import dataclass
 
 from django.conf import settings
 
@@ -70,11 +77,24 @@ class ExportSlot:
                 _streaming -= 1
 
 
-def bound_send_time(request) -> float | None:
+@dataclass(frozen=True)
+class SendDeadline:
+    """The send deadline of one export's socket."""
+
+    sock: socket.socket
+    seconds: float
+
+    def cut(self) -> None:
+        """End the connection now, both ways (see the module docstring)."""
+        with suppress(OSError):  # gone already
+            self.sock.shutdown(socket.SHUT_RDWR)
+
+
+def bound_send_time(request) -> SendDeadline | None:
     """Give the client's socket the send deadline, where the server exposes it (gunicorn);
-    returns the deadline set, or None (``runserver``, the test client)."""
+    None where it does not (``runserver``, the test client)."""
     sock = request.META.get("gunicorn.socket")
     if sock is None:
         return None
     sock.settimeout(settings.EXPORT_SEND_TIMEOUT)
-    return settings.EXPORT_SEND_TIMEOUT
+    return SendDeadline(sock, settings.EXPORT_SEND_TIMEOUT)

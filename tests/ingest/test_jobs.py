@@ -369,3 +369,31 @@ def test_a_job_counts_chunks_written_while_it_still_checks_later_ones(api, monke
         release.set()
     finished = wait_for(api, job["url"])
     assert (finished["state"], finished["processed"]) == ("succeeded", 40)
+
+
+def test_a_progress_count_that_cannot_be_written_changes_nothing_the_job_did(
+    api, monkeypatch, settings
+):
+    """The outside review: a lock on the default database while a job ran made the write of
+    its progress fail in a writer thread after its chunk was committed, and the job reported
+    the chunk as "not written, send these records again" (10,000 duplicates for a client that
+    did). Progress that cannot be written is only late."""
+    from django.db import OperationalError
+    from django.db.models.query import QuerySet
+
+    settings.INGEST_CHUNK_SIZE = 10
+    settings.INGEST_JOB_HEARTBEAT_SECONDS = 0.05
+    real_update = QuerySet.update
+
+    def update(self, **changes):
+        if self.model is IngestJob and "processed" in changes and "state" not in changes:
+            raise OperationalError("database is locked")
+        return real_update(self, **changes)
+
+    monkeypatch.setattr(QuerySet, "update", update)
+    batch = {"users": [{"name": f"U{i}", "email": f"u{i}@example.com"} for i in range(30)]}
+    job = wait_for(api, post(api, batch).json()["url"])
+    assert (job["state"], job["processed"], job["total"]) == ("succeeded", 30, 30)
+    assert job["counts"]["users"]["inserted"] == 30
+    assert job["counts"]["users"]["skipped"] == 0
+    assert User.objects.count() == 30
