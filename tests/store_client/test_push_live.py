@@ -180,3 +180,23 @@ def test_a_refused_key_stops_at_once_with_the_servers_message(tmp_path):
     assert "Invalid token" in output
     assert time.monotonic() - started < 30, "no retries on a client error"
     assert stored("users", "id") == []
+
+
+def test_pieces_as_background_jobs_and_the_jobs_commands(tmp_path):
+    data = tmp_path / "data.ndjson"
+    expected = write_mixed(data, users=3_000)
+    token = make_api_key("client-tests")
+    with live.gunicorn() as (base, _server):
+        status, output = _run(base, token, "push", str(data), "--async", "--piece-records", "4000")
+        assert status == 0, output
+        assert_holds(expected)
+        with Client(base, token) as client:
+            jobs = client.jobs()
+        assert len(jobs) == 3  # users and products in two pieces, then the orders
+        assert {job["state"] for job in jobs} == {"succeeded"}
+        status, output = _run(base, token, "jobs")
+        assert status == 0
+        assert all(job["id"][:8] in output for job in jobs)
+        status, output = _run(base, token, "jobs", "--watch", jobs[0]["id"])
+        assert status == 0, output
+        assert '"state": "succeeded"' in output
