@@ -3,16 +3,17 @@
 ``python -m bench.client_bench`` (part of ``make bench``; options in ``CLIENT_BENCH_ARGS``)
 writes an NDJSON file of ``--records`` records (a third each users, products and orders, with
 ids, the orders first in the file so that they point forward), then, each on fresh SQLite
-databases behind gunicorn (one worker, four threads; the request limits raised so that the
-whole file fits one request), alternating ``--repeat`` times:
+databases behind gunicorn (``--workers`` processes, 1 by default, the shipped config has 2;
+four threads each; the request limits raised so that the whole file fits one request),
+alternating ``--repeat`` times:
 
 * **one request** (the baseline): the whole file as one ``POST /ingest/`` body, read into memory
   and sent by a plain ``httpx`` call, as a script that knows the file fits would;
 * **the client**: ``python -m store_client push FILE`` in its own process: two passes over the
-  file, pieces of at most 50,000 records and 8 MiB, each with its ``Idempotency-Key``, its
-  state written after each piece; the process's peak RSS from ``/usr/bin/time`` (not from
-  ``wait4``: a child forked from this process would count this one's memory from before its
-  exec).
+  file, pieces of at most 50,000 records and 8 MiB, two in flight, each with its
+  ``Idempotency-Key``, its state written after each piece; the process's peak RSS from
+  ``/usr/bin/time`` (not from ``wait4``: a child forked from this process would count this
+  one's memory from before its exec).
 
 Target: the client at >= 0.8x the records/s of the one request, its peak memory < 100 MB.
 """
@@ -48,8 +49,11 @@ def write_file(path: Path, records: int) -> None:
             file.write(orjson.dumps(product) + b"\n")
 
 
+WORKERS = 1
+
+
 def one_request(path: Path, data_dir: Path) -> dict:
-    with gunicorn(data_dir) as (port, token, _worker):
+    with gunicorn(data_dir, workers=WORKERS) as (port, token, _worker):
         started = time.perf_counter()
         response = httpx.post(
             f"http://127.0.0.1:{port}/ingest/",
@@ -68,7 +72,7 @@ def one_request(path: Path, data_dir: Path) -> dict:
 
 def client_push(path: Path, data_dir: Path) -> dict:
     state = data_dir / "push-state.json"
-    with gunicorn(data_dir) as (port, token, _worker):
+    with gunicorn(data_dir, workers=WORKERS) as (port, token, _worker):
         started = time.perf_counter()
         # Through /usr/bin/time: the peak RSS of a child forked from this process would count
         # this process's memory from before the exec (1,000,000 ids of the baseline's answer).
@@ -113,7 +117,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--workers", type=int, default=1, help="gunicorn processes (the shipped config: 2)"
+    )
     args = parser.parse_args()
+    global WORKERS
+    WORKERS = args.workers
+    print(f"gunicorn: {WORKERS} process(es) x 4 threads")
     os.environ["INGEST_MAX_RECORDS"] = str(args.records)
     os.environ["INGEST_MAX_BODY_BYTES"] = str(512 * 1024 * 1024)
     results: dict[str, list[dict]] = {"one request": [], "store_client push": []}

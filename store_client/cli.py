@@ -69,8 +69,8 @@ class BarProgress(PushProgress):
         self.bar.update(self.task, advance=read_bytes, records=task.fields["records"] + records)
 
     def note(self, message: str) -> None:
-        if not self.quiet:
-            self.bar.console.print(f"[yellow]{message}")
+        # Even with --quiet: a client that waits for a server should say so.
+        self.bar.console.print(f"[yellow]{message}", highlight=False)
 
     def stop(self) -> None:
         self.bar.stop()
@@ -91,10 +91,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with Client(args.url, args.token, max_wait=args.max_wait, on_retry=on_retry) as client:
             return args.run(client, args, progress)
-    except (ClientError, StateError, ValueError) as exc:
+    except (ClientError, StateError, ValueError, OSError) as exc:
         if progress is not None:
             progress.stop()
-        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
         return 2
     except KeyboardInterrupt:
         err.print("interrupted: run the same command again to resume")
@@ -132,10 +132,12 @@ def _parser() -> argparse.ArgumentParser:
     push.add_argument("--errors", help="where skipped records go (FILE.errors.ndjson)")
     push.add_argument("--state", help="the state file (FILE.push-state.json)")
     push.add_argument(
-        "--piece-records", type=int, help="records per request (at most the server's limit)"
+        "--piece-records",
+        type=_at_least(1),
+        help="records per request (at most the server's limit)",
     )
     push.add_argument(
-        "--piece-bytes", type=int, help="bytes per request (at most the server's limit)"
+        "--piece-bytes", type=_at_least(2048), help="bytes per request (at most the server's limit)"
     )
     push.set_defaults(run=_push)
 
@@ -246,7 +248,8 @@ def _jobs(client: Client, args, _progress) -> int:
         return 0 if job["state"] == "succeeded" else 2
     table = Table(title="ingest jobs")
     for name in ("id", "state", "processed", "total", "created_at", "finished_at"):
-        table.add_column(name)
+        # Whole ids, on any terminal width: they are what jobs --watch takes.
+        table.add_column(name, no_wrap=name == "id", min_width=36 if name == "id" else None)
     for job in client.jobs(state=args.state):
         table.add_row(
             *(
@@ -256,6 +259,16 @@ def _jobs(client: Client, args, _progress) -> int:
         )
     out.print(table)
     return 0
+
+
+def _at_least(smallest: int):
+    def number(text: str) -> int:
+        value = int(text)
+        if value < smallest:
+            raise argparse.ArgumentTypeError(f"must be at least {smallest}")
+        return value
+
+    return number
 
 
 def _path(value: str | None):

@@ -13,6 +13,7 @@ the file is finished: an unfinished one is resumed, a finished one is replaced b
 only with ``--force``; a file that exists without it is not overwritten either.
 """
 
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,16 +52,23 @@ def export(
         raise ClientError(f"--format is ndjson or csv, not {format!r}.")
     started = time.monotonic()
     state_path = path.with_name(path.name + ".export-state.json")
-    state = orjson.loads(state_path.read_bytes()) if state_path.exists() else None
-    fresh = state is None or state.get("finished") or state.get("format") != format
-    if path.exists() and path.stat().st_size and fresh and not force:
-        raise ClientError(
-            f"{path} exists{' and holds a finished export' if state else ''}; use --force to "
-            "replace it with a new export."
-        )
-    if fresh:
+    state = _load_state(state_path)
+    resumable = (
+        state is not None
+        and not state.get("finished")
+        and (state.get("type"), state.get("format")) == (record_type, format)
+    )
+    if path.exists() and path.stat().st_size and not resumable and not force:
+        if state is None:
+            why = ""
+        elif state.get("finished"):
+            why = " and holds a finished export"
+        else:
+            why = f" and holds an unfinished export of {state.get('type')} ({state.get('format')})"
+        raise ClientError(f"{path} exists{why}; use --force to replace it with a new export.")
+    if force or not resumable:
         path.write_bytes(b"")
-    state_path.write_bytes(orjson.dumps({"type": record_type, "format": format, "finished": False}))
+    _save_state(state_path, {"type": record_type, "format": format, "finished": False})
     last_id, rows = _cut_back(path, format)
     resumed_from = last_id
     for _attempt in range(RESUMES):
@@ -71,15 +79,34 @@ def export(
             last_id, rows = _cut_back(path, format)
     else:
         raise ClientError(f"the export of {record_type} was cut off {RESUMES} times; run again.")
-    state_path.write_bytes(orjson.dumps({"type": record_type, "format": format, "finished": True}))
+    _save_state(state_path, {"type": record_type, "format": format, "finished": True})
     return ExportSummary(str(path), rows, resumed_from, time.monotonic() - started)
+
+
+def _load_state(path: Path) -> dict | None:
+    if not path.exists():
+        return None
+    try:
+        state = orjson.loads(path.read_bytes())
+    except orjson.JSONDecodeError as exc:
+        raise ClientError(f"{path} is not an export state ({exc}); move it away.") from None
+    if not isinstance(state, dict):
+        raise ClientError(f"{path} is not an export state; move it away.")
+    return state
+
+
+def _save_state(path: Path, state: dict) -> None:
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_bytes(orjson.dumps(state))
+    os.replace(temporary, path)
 
 
 def _read_after(transport, record_type, format, path: Path, last_id, on_rows) -> int:
     params = {"format": format}
     if last_id is not None:
         params["min_id"] = str(last_id + 1)
-    header_wanted = format == "csv" and path.stat().st_size > 0
+    header_in_file = format == "csv" and path.stat().st_size > 0
+    header_wanted = header_in_file
     written = 0
     # The first request goes through the retry rules (a server restarting, a 503 exports_busy);
     # the stream itself is read outside them, and a cut is resumed by the caller.
@@ -101,7 +128,7 @@ def _read_after(transport, record_type, format, path: Path, last_id, on_rows) ->
             if on_rows is not None and lines:
                 on_rows(lines)
         file.write(pending)
-    if format == "csv" and last_id is None:
+    if format == "csv" and not header_in_file and written:
         written -= 1  # the header
     return written
 

@@ -50,7 +50,8 @@ class ServerRefused(ClientError):
         self.status = response.status_code
         self.body = _body_of(response)
         detail = self.body.get("detail") if isinstance(self.body, dict) else None
-        shown = detail or (self.body if self.body else response.text[:500])
+        # Not JSON (a proxy's page, the wrong address): its status says enough.
+        shown = detail or self.body or response.reason_phrase
         super().__init__(
             f"{response.request.method} {response.request.url.path} was refused with "
             f"{response.status_code}: {shown}"
@@ -84,6 +85,8 @@ def _retry_after(response: httpx.Response) -> float | None:
 def _retryable(exc: BaseException) -> bool:
     # A transport error is a connection refused, reset or timed out, or a response cut off:
     # the request may or may not have reached the server, which is why pieces carry keys.
+    if isinstance(exc, httpx.UnsupportedProtocol | httpx.LocalProtocolError):
+        return False  # a URL without http://, a request httpx cannot make: no retry helps
     return isinstance(exc, _Retry | httpx.TransportError)
 
 
@@ -102,6 +105,8 @@ class Transport:
         headers = {"User-Agent": "store-client/1"}
         if token:
             headers["Authorization"] = f"Token {token}"
+        if not url.startswith(("http://", "https://")):
+            raise ClientError(f"{url!r} is not an http:// or https:// address.")
         self.base = url.rstrip("/")
         self.http = httpx.Client(
             base_url=self.base,
@@ -132,6 +137,8 @@ class Transport:
                 f"{method} {path}: still {exc.response.status_code} after retrying for "
                 f"{self.max_wait:g} s: {_body_of(exc.response) or exc.response.text[:300]}"
             ) from None
+        except httpx.UnsupportedProtocol as exc:
+            raise ClientError(f"{method} {path}: {exc}") from None
         except httpx.TransportError as exc:
             raise ClientError(
                 f"{method} {path}: no answer from {self.base} after retrying for "
@@ -175,7 +182,10 @@ class Transport:
     def _report(self, state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
         wait = state.next_action.sleep if state.next_action else 0.0
-        self.on_retry(f"{exc}; retrying in {wait:.1f} s (attempt {state.attempt_number + 1})")
+        method, path = state.args[:2]
+        self.on_retry(
+            f"{method} {path}: {exc}; retrying in {wait:.1f} s (attempt {state.attempt_number + 1})"
+        )
 
 
 def _key_in_progress(response: httpx.Response) -> bool:

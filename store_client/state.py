@@ -5,7 +5,9 @@ The state file (``<file>.push-state.json`` by default) holds:
 * the file's **fingerprint** (size and SHA-256): a file changed since the push began is
   refused, with a message, rather than mixed with what was sent of the old one;
 * the **options** and the **piece sizes** the pieces were cut with, so that a resumed run cuts
-  the same pieces (``store_client.pieces``) and sends each under the same ``Idempotency-Key``;
+  the same pieces (``store_client.pieces``), and the push's own random id, which each piece's
+  ``Idempotency-Key`` starts with: a resumed run sends each piece under the same key, while a
+  new push of the same file (its state moved away) is a new push, written again;
 * the pieces the server **confirmed**, with their counts, and how long the errors file was
   after the last of them (a resumed run cuts it back there, so no skipped record is listed
   twice);
@@ -20,6 +22,7 @@ same key; the server writes it once and replays its answer.
 
 import hashlib
 import os
+import secrets
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -37,6 +40,7 @@ class StateError(Exception):
 class PushState:
     file_size: int
     file_sha256: str
+    file_mtime_ns: int
     options: dict
     piece_records: int
     piece_bytes: int
@@ -45,16 +49,8 @@ class PushState:
     jobs: dict[str, str] = field(default_factory=dict)  # piece number -> job id (--async)
     errors_bytes: int = 0
     finished_at: float | None = None
+    push_id: str = field(default_factory=lambda: "store-push-" + secrets.token_hex(16))
     version: int = VERSION
-
-    @property
-    def push_id(self) -> str:
-        """What the pieces' keys start with: the file and the options, nothing else."""
-        seed = orjson.dumps(
-            [self.file_sha256, self.options, self.piece_records, self.piece_bytes],
-            option=orjson.OPT_SORT_KEYS,
-        )
-        return "store-push-" + hashlib.sha256(seed).hexdigest()[:40]
 
     def key(self, piece: int) -> str:
         return f"{self.push_id}-{piece}"
@@ -78,10 +74,12 @@ class PushState:
             return None
         try:
             data = orjson.loads(path.read_bytes())
+            if not isinstance(data, dict):
+                raise TypeError("not a JSON object")
             if data.get("version") != VERSION:
                 raise StateError(f"{path} was written by another version of the client.")
             return cls(**data)
-        except (orjson.JSONDecodeError, TypeError) as exc:
+        except (orjson.JSONDecodeError, TypeError, ValueError) as exc:
             raise StateError(
                 f"{path} is not a push state this client can read ({exc}); move it away to "
                 "start the push over (records without ids already sent would be sent again)."
