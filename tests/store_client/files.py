@@ -53,3 +53,16 @@ def assert_holds(expected: dict) -> None:
     products = stored("products", "id, name, price")
     assert [(p[0], p[1], f"{float(p[2]):.2f}") for p in products] == expected["products"]
     assert stored("orders", "id, user_id, product_id, quantity") == expected["orders"]
+
+
+def export_killed(client, kind: str, path: Path) -> None:
+    """An export of ``kind`` into ``path`` whose client dies after its first chunk of rows."""
+
+    def die(_rows):
+        raise KeyboardInterrupt  # the client killed between two writes
+
+    try:
+        client.export(kind, path, on_rows=die)
+    except KeyboardInterrupt:
+        return
+    raise AssertionError("the export was not interrupted")

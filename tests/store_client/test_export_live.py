@@ -12,7 +12,7 @@ import pytest
 from store_client import Client
 from tests import live
 from tests.conftest import make_api_key
-from tests.store_client.files import assert_holds, write_mixed
+from tests.store_client.files import assert_holds, export_killed, write_mixed
 
 pytestmark = pytest.mark.django_db(databases="__all__", transaction=True, reset_sequences=True)
 
@@ -73,11 +73,7 @@ def test_an_export_that_died_mid_way_resumes_from_its_last_id(tmp_path):
         client.push(data)
         whole = client.export("users", tmp_path / "whole.ndjson")
 
-        def die(_rows):
-            raise KeyboardInterrupt  # the client killed between two writes
-
-        with pytest.raises(KeyboardInterrupt):
-            client.export("users", out, on_rows=die)
+        export_killed(client, "users", out)
         kept = out.read_bytes()
         assert 0 < len(kept.splitlines()) < whole.rows
         with out.open("ab") as file:  # and a line half-written when it died

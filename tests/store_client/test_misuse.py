@@ -12,7 +12,7 @@ from store_client import Client, ClientError
 from store_client.pieces import Layout, cut
 from tests import live
 from tests.conftest import make_api_key
-from tests.store_client.files import stored, write_mixed
+from tests.store_client.files import export_killed, stored, write_mixed
 from tests.store_client.test_push_live import _run
 
 pytestmark = pytest.mark.django_db(databases="__all__", transaction=True, reset_sequences=True)
@@ -126,11 +126,7 @@ def test_an_export_does_not_resume_into_a_file_of_another_table(tmp_path):
     with live.gunicorn() as (base, _server), Client(base, token) as client:
         client.push(data)
 
-        def die(_rows):
-            raise KeyboardInterrupt
-
-        with pytest.raises(KeyboardInterrupt):
-            client.export("users", out, on_rows=die)
+        export_killed(client, "users", out)
         with pytest.raises(ClientError, match="holds an unfinished export of users"):
             client.export("orders", out)
         replaced = client.export("orders", out, force=True)
