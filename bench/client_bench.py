@@ -49,11 +49,8 @@ def write_file(path: Path, records: int) -> None:
             file.write(orjson.dumps(product) + b"\n")
 
 
-WORKERS = 1
-
-
-def one_request(path: Path, data_dir: Path) -> dict:
-    with gunicorn(data_dir, workers=WORKERS) as (port, token, _worker):
+def one_request(path: Path, data_dir: Path, workers: int) -> dict:
+    with gunicorn(data_dir, workers=workers) as (port, token, _worker):
         started = time.perf_counter()
         response = httpx.post(
             f"http://127.0.0.1:{port}/ingest/",
@@ -70,9 +67,9 @@ def one_request(path: Path, data_dir: Path) -> dict:
     }
 
 
-def client_push(path: Path, data_dir: Path) -> dict:
+def client_push(path: Path, data_dir: Path, workers: int) -> dict:
     state = data_dir / "push-state.json"
-    with gunicorn(data_dir, workers=WORKERS) as (port, token, _worker):
+    with gunicorn(data_dir, workers=workers) as (port, token, _worker):
         started = time.perf_counter()
         # Through /usr/bin/time: the peak RSS of a child forked from this process would count
         # this process's memory from before the exec (1,000,000 ids of the baseline's answer).
@@ -121,9 +118,7 @@ def main() -> None:
         "--workers", type=int, default=1, help="gunicorn processes (the shipped config: 2)"
     )
     args = parser.parse_args()
-    global WORKERS
-    WORKERS = args.workers
-    print(f"gunicorn: {WORKERS} process(es) x 4 threads")
+    print(f"gunicorn: {args.workers} process(es) x 4 threads")
     os.environ["INGEST_MAX_RECORDS"] = str(args.records)
     os.environ["INGEST_MAX_BODY_BYTES"] = str(512 * 1024 * 1024)
     results: dict[str, list[dict]] = {"one request": [], "store_client push": []}
@@ -136,7 +131,7 @@ def main() -> None:
             for name, side in (("one request", one_request), ("store_client push", client_push)):
                 data_dir = Path(scratch) / f"{run}-{name.split()[0]}"
                 data_dir.mkdir()
-                result = side(path, data_dir)
+                result = side(path, data_dir, args.workers)
                 if result["inserted"] != args.records:
                     raise RuntimeError(
                         f"{name} inserted {result['inserted']:,}, not {args.records:,}"

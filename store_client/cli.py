@@ -9,6 +9,7 @@ errors file), 2 when it could not (the message says why), 130 when interrupted.
 import argparse
 import os
 import sys
+from pathlib import Path
 
 from rich.console import Console
 from rich.progress import (
@@ -271,9 +272,7 @@ def _at_least(smallest: int):
     return number
 
 
-def _path(value: str | None):
-    from pathlib import Path
-
+def _path(value: str | None) -> Path | None:
     return Path(value) if value else None
 
 

@@ -74,10 +74,6 @@ class PushSummary:
     already_done: bool = False
 
     @property
-    def records(self) -> int:
-        return sum(c["received"] + c["not_sent"] for c in self.counts.values())
-
-    @property
     def skipped(self) -> int:
         return sum(c["skipped"] + c["not_sent"] for c in self.counts.values())
 
@@ -114,7 +110,7 @@ def push(
     state.save(state_path)
     with _errors_file(errors_path, state) as errors:
         progress.start(state.file_size * len(layout.passes()), len(state.confirmed))
-        sender = _Sender(transport, state, options, layout, progress)
+        sender = _Sender(transport, state, options, layout)
         pieces = cut(path, layout, max_records=state.piece_records, max_bytes=state.piece_bytes)
         parallel = 1 if options.in_background else max(1, options.parallel)
         in_flight: deque[tuple[Piece, Future]] = deque()
@@ -269,10 +265,8 @@ class _Sender:
         state: PushState,
         options: PushOptions,
         layout: Layout,
-        progress: Progress,
     ) -> None:
         self.transport, self.state, self.options = transport, state, options
-        self.progress = progress
         self.params: dict[str, str] = {}
         if layout.format == "csv":
             self.params["type"] = layout.csv_type
