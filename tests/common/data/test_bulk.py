@@ -18,6 +18,7 @@ from orders_svc.models import Order
 from orders_svc.services import KnownReferences, orders_bulk_insert
 from products_svc.models import Product
 from products_svc.services import product_create, products_bulk_insert
+from tests.live import products_write_lock
 from users_svc.models import User
 from users_svc.services import user_create, users_bulk_insert
 
@@ -186,3 +187,21 @@ def test_rows_without_an_id_past_the_last_id_left_get_none_and_the_others_are_wr
         (largest - 1, "Near"),
         (largest, "Gets the last"),
     ]
+
+
+@pytest.mark.django_db(databases="__all__", transaction=True)
+def test_forgetting_a_ledger_takes_no_lock_where_it_has_no_rows():
+    # A request that wrote only users forgets its ledger in every service's database. Where it
+    # has no rows, it must not wait for another request's transaction (on SQLite the write lock
+    # is the whole file's): two requests of 50,000 users and of 50,000 products at once both
+    # answered after 0.45 s, when either alone takes 0.23 s.
+    products = connections["products"]
+    if products.vendor != "sqlite":
+        pytest.skip("on PostgreSQL a delete that finds nothing waits for no one")
+    with products_write_lock():
+        products.ensure_connection()
+        products.connection.execute("PRAGMA busy_timeout = 0")  # locked: fail, do not wait
+        try:
+            pipeline.forget_ledger("a-request-that-wrote-no-products")
+        finally:
+            products.close()  # the next test's connection waits as configured
