@@ -3,17 +3,18 @@
 ``python -m bench.client_bench`` (part of ``make bench``; options in ``CLIENT_BENCH_ARGS``)
 writes an NDJSON file of ``--records`` records (a third each users, products and orders, with
 ids, the orders first in the file so that they point forward), then, each on fresh SQLite
-databases behind gunicorn (``--workers`` processes, 1 by default, the shipped config has 2;
-four threads each; the request limits raised so that the whole file fits one request),
+databases behind gunicorn (``--workers`` processes, 2 by default: the shipped config on this
+2-core machine, whose ``WEB_CONCURRENCY`` is the core count; four threads each; the request
+limits raised so that the whole file fits one request),
 alternating ``--repeat`` times:
 
 * **one request** (the baseline): the whole file as one ``POST /ingest/`` body, read into memory
   and sent by a plain ``httpx`` call, as a script that knows the file fits would;
 * **the client**: ``python -m store_client push FILE`` in its own process: two passes over the
-  file, pieces of at most 50,000 records and 8 MiB, two in flight, each with its
-  ``Idempotency-Key``, its state written after each piece; the process's peak RSS from
-  ``/usr/bin/time`` (not from ``wait4``: a child forked from this process would count this
-  one's memory from before its exec).
+  file, pieces of at most 50,000 records and 8 MiB (the first three smaller), two in
+  flight, each with its ``Idempotency-Key``, its state written after each piece; the
+  process's peak RSS from ``/usr/bin/time`` (not from ``wait4``: a child forked from this
+  process would count this one's memory from before its exec).
 
 Target: the client at >= 0.8x the records/s of the one request, its peak memory < 100 MB.
 """
@@ -115,7 +116,7 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument(
-        "--workers", type=int, default=1, help="gunicorn processes (the shipped config: 2)"
+        "--workers", type=int, default=2, help="gunicorn processes (2: the shipped config)"
     )
     args = parser.parse_args()
     print(f"gunicorn: {args.workers} process(es) x 4 threads")

@@ -4,10 +4,11 @@ The state file (``<file>.push-state.json`` by default) holds:
 
 * the file's **fingerprint** (size and SHA-256): a file changed since the push began is
   refused, with a message, rather than mixed with what was sent of the old one;
-* the **options** and the **piece sizes** the pieces were cut with, so that a resumed run cuts
-  the same pieces (``store_client.pieces``), and the push's own random id, which each piece's
-  ``Idempotency-Key`` starts with: a resumed run sends each piece under the same key, while a
-  new push of the same file (its state moved away) is a new push, written again;
+* the **options** and the **piece sizes** (the first few pieces are smaller) the pieces were
+  cut with, so that a resumed run cuts the same pieces (``store_client.pieces``), and the
+  push's own random id, which each piece's ``Idempotency-Key`` starts with: a resumed run
+  sends each piece under the same key, while a new push of the same file (its state moved
+  away) is a new push, written again;
 * the pieces the server **confirmed**, with their counts, and how long the errors file was
   after the last of them (a resumed run cuts it back there, so no skipped record is listed
   twice);
@@ -44,6 +45,9 @@ class PushState:
     options: dict
     piece_records: int
     piece_bytes: int
+    #: the record limits of the first pieces (a push starts small); none in a state written
+    #: before there were, which is then resumed with the pieces it was cut into
+    first_pieces: list[int] = field(default_factory=list)
     started_at: float = field(default_factory=time.time)
     confirmed: dict[str, dict] = field(default_factory=dict)  # piece number -> counts
     jobs: dict[str, str] = field(default_factory=dict)  # piece number -> job id (--async)

@@ -6,6 +6,17 @@ import orjson
 from django.db import connections
 
 
+def write_users(path: Path, count: int) -> Path:
+    """An NDJSON file of ``count`` users with ids 1.. (all valid)."""
+    path.write_bytes(
+        b"".join(
+            orjson.dumps({"type": "user", "id": i, "name": "A", "email": "a@b.c"}) + b"\n"
+            for i in range(1, count + 1)
+        )
+    )
+    return path
+
+
 def write_mixed(path: Path, *, users: int, with_ids: bool = True, bad_every: int = 1000) -> dict:
     # Without ids, the file has no orders: what they point at would depend on the ids given.
     """An NDJSON file whose orders come first (each pointing at a user and product further

@@ -1,10 +1,14 @@
 """Cutting files into pieces: under both limits, the same cut every time, orders in their own
 pass, lines that are not records kept out and reported with their line."""
 
+from dataclasses import asdict
+
 import orjson
 import pytest
 
-from store_client.pieces import Layout, cut, file_format
+from store_client.pieces import Layout, _ndjson_type, cut, file_format
+from store_client.state import PushState
+from tests.store_client.files import write_users
 
 
 def _lines(piece) -> list[dict]:
@@ -75,3 +79,82 @@ def test_csv_rows_keep_their_first_line_and_quoted_line_breaks(tmp_path):
 def test_a_csv_file_needs_its_type():
     with pytest.raises(ValueError, match="--type"):
         file_format(__import__("pathlib").Path("x.csv"), None)
+
+
+def test_the_first_pieces_are_smaller_and_a_state_from_before_them_cuts_as_it_did(tmp_path):
+    data = write_users(tmp_path / "u.ndjson", 300)
+    ramped = cut(data, Layout("ndjson"), max_records=100, max_bytes=1 << 20, first_pieces=(10, 20))
+    assert [p.records for p in ramped if p.body] == [10, 20, 100, 100, 70]
+    # A state file written before the first pieces were smaller lists none: the same cut as then.
+    state = PushState(
+        file_size=1, file_sha256="x", file_mtime_ns=1, options={}, piece_records=1, piece_bytes=1
+    )
+    path = tmp_path / "old-state.json"
+    old = {k: v for k, v in asdict(state).items() if k != "first_pieces"}
+    path.write_bytes(orjson.dumps(old))
+    assert PushState.load(path).first_pieces == []
+    plain = cut(data, Layout("ndjson"), max_records=100, max_bytes=1 << 20, first_pieces=())
+    assert [p.records for p in plain if p.body] == [100, 100, 100]
+
+
+def test_lines_of_the_other_pass_are_parsed_when_their_pass_comes(tmp_path):
+    # The first pass knows an order line by its first bytes and leaves it unparsed; the second
+    # parses it: a line that only starts like an order is reported there, once, with its line.
+    data = tmp_path / "d.ndjson"
+    data.write_bytes(
+        b'{"type":"order","id":1,"user_id":1,"product_id":1,"quantity":1}\r\n'
+        b'{"type":"order","id":2,"user_id":1,\n'
+        b'{"type":"order","id":3,"type":"user","name":"A","email":"a@b.c"}\n'
+        b'{"type":"user","id":1,"name":"A","email":"a@b.c"}\n'
+        b'{"type":"order","id":4,"note":"\xff"}\n'
+        b'{"type": "order", "id": 5, "user_id": 1, "product_id": 1, "quantity": 1}\n'
+    )
+    pieces = list(cut(data, Layout("ndjson"), max_records=10, max_bytes=10_000))
+    users, orders = [p for p in pieces if p.body]
+    assert (list(users.origins["users"]), users.rejected) == ([4], [])
+    assert list(orders.origins["orders"]) == [1, 6]
+    assert orders.body.startswith(b'{"type":"order","id":1,"user_id":1,"product_id":1,"qua')
+    assert b"\r" not in orders.body
+    reasons = {r.where: r.reason for p in pieces for r in p.rejected}
+    assert sorted(reasons) == [2, 3, 5]
+    assert reasons[2].startswith("not a JSON record")
+    assert reasons[3] == '"type" is given twice, with different values'
+    assert reasons[5] == "not valid UTF-8"
+
+
+SERVER_LINES = [
+    b'{"type":"user","id":1,"name":"A","email":"a@b.c"}',
+    b'{"type":"User ","name":"A","email":"a@b.c"}',
+    b'{"type":"users","extra":{"deep":[1,2,{"x":null}]}}',
+    b'{"type":"user","name":"\xc3\xa9"}',
+    b'{"type":"user","name":"\xff"}',
+    b'{"type":"user","unknown":"\xff"}',
+    b'{"type":"user","name":"\\ud800"}',
+    b'{"type":"user","n":1e999}',
+    b'{"type":"user","n":NaN}',
+    b'{"type":"user","id":123456789012345678901234567890}',
+    b'{"type":"user"} trailing',
+    b'{"type":"user"',
+    b'["a list"]',
+    b'"a string"',
+    b"not json",
+    b'{"type":5}',
+    b'{"type":null}',
+    b'{"kind":"user"}',
+    b'{"type":"order","type":"user"}',
+    b"{" * 2000 + b"}" * 2000,
+]
+
+
+@pytest.mark.parametrize("raw", SERVER_LINES, ids=range(len(SERVER_LINES)))
+def test_a_line_is_sent_exactly_when_the_server_s_parser_takes_it(raw):
+    # A line the client sends but the server's parser refuses makes the server refuse the
+    # whole request; one the client keeps out but the server takes is lost for nothing.
+    from ingest.formats import LineError, ndjson_record
+
+    try:
+        server_kind = ndjson_record(raw, 2)[0]
+    except LineError:
+        server_kind = None
+    kind, reason = _ndjson_type(raw)
+    assert (kind if reason is None else None) == server_kind
