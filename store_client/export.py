@@ -3,10 +3,11 @@
 ``GET /<type>/export/`` streams a table in id order (NDJSON or CSV), one response however big.
 The client writes it as it arrives, a chunk at a time. Because the rows come in id order, a run
 that died (the client killed, the connection or the server gone) resumes without reading again
-what it has: it cuts the file back to its last whole line, reads that line's id, and asks for
-the rest with ``?min_id=<id + 1>``, appending. A cut-off response (the server closes it without
-the chunked body's last chunk, which ``httpx`` raises as a ``RemoteProtocolError``) is resumed
-the same way, within the same run.
+what it has: it cuts the file back to its last whole record (``_Records``: a line, except
+inside a CSV field's quotes), reads that record's id, and asks for the rest with
+``?min_id=<id + 1>``, appending. A cut-off response (the server closes it without the chunked
+body's last chunk, which ``httpx`` raises as a ``RemoteProtocolError``) is resumed the same
+way, within the same run.
 
 A small state file beside the output (``<file>.export-state.json``) says whether the export in
 the file is finished: an unfinished one is resumed, a finished one is replaced by a new export
@@ -108,6 +109,7 @@ def _read_after(transport, record_type, format, path: Path, last_id, on_rows) ->
     header_in_file = format == "csv" and path.stat().st_size > 0
     header_wanted = header_in_file
     written = 0
+    records = _Records(format)  # the file ends where a record does: outside quotes
     # The first request goes through the retry rules (a server restarting, a 503 exports_busy);
     # the stream itself is read outside them, and a cut is resumed by the caller.
     with (
@@ -116,61 +118,84 @@ def _read_after(transport, record_type, format, path: Path, last_id, on_rows) ->
     ):
         pending = b""
         for block in response.iter_bytes(1 << 16):
-            block = pending + block
-            cut = block.rfind(b"\n") + 1  # whole lines only: a cut leaves none half-written
-            whole, pending = block[:cut], block[cut:]
-            if header_wanted and whole:  # a resumed CSV: its header is in the file already
+            # Whole records only: a cut leaves none half-written.
+            count, end, _before = records.scan(block)
+            if not count:
+                pending += block
+                continue
+            whole, pending = pending + block[:end], block[end:]
+            if header_wanted:  # a resumed CSV: its header is in the file already
                 whole = whole.split(b"\n", 1)[1]
+                count -= 1
                 header_wanted = False
             file.write(whole)
-            lines = whole.count(b"\n")
-            written += lines
-            if on_rows is not None and lines:
-                on_rows(lines)
+            written += count
+            if on_rows is not None and count:
+                on_rows(count)
         file.write(pending)
     if format == "csv" and not header_in_file and written:
         written -= 1  # the header
     return written
 
 
+class _Records:
+    """Where the records of an export end, read a block at a time.
+
+    An NDJSON record is a line. A CSV record may hold line breaks inside a quoted field (a
+    name "two\nlines"), so a line break ends a CSV record only outside quotes: after an even
+    number of quote characters since the start (a quote inside a field is written twice).
+    Cutting a CSV export back to its last line break, as NDJSON is, could cut a record in two
+    and resume after the wrong id.
+    """
+
+    def __init__(self, format: str) -> None:
+        self.csv = format == "csv"
+        self.quoted = False
+
+    def scan(self, block: bytes) -> tuple[int, int, int]:
+        """(records ending in ``block``, the offset just after the last of them, the offset
+        just after the one before it, or 0 for either where there is none)."""
+        if not self.csv or b'"' not in block:
+            if self.quoted:
+                return 0, 0, 0
+            count = block.count(b"\n")
+            last = block.rfind(b"\n") + 1
+            before = block.rfind(b"\n", 0, last - 1) + 1 if count > 1 else 0
+            return count, last, before
+        count = last = before = offset = 0
+        for part in block.split(b'"'):
+            if not self.quoted and (found := part.count(b"\n")):
+                end = part.rfind(b"\n") + 1
+                before = offset + part.rfind(b"\n", 0, end - 1) + 1 if found > 1 else last
+                last = offset + end
+                count += found
+            offset += len(part) + 1
+            self.quoted = not self.quoted  # the quote after this part
+        self.quoted = not self.quoted  # ... but none follows the last part
+        return count, last, before
+
+
 def _cut_back(path: Path, format: str) -> tuple[int | None, int]:
-    """Cut ``path`` back to its last whole line; (the id on it, the rows in the file). Reads
-    the file a MiB at a time: memory stays flat whatever its size."""
+    """Cut ``path`` back to the end of its last whole record; (the id of that record, the
+    rows in the file). Reads the file a MiB at a time: memory stays flat whatever its size."""
     if not path.exists() or path.stat().st_size == 0:
         return None, 0
-    lines = 0
+    records = _Records(format)
+    count = last = before = offset = 0
     with path.open("r+b") as file:
         while block := file.read(1 << 20):
-            lines += block.count(b"\n")
-        end = _after_last_newline(file)
-        file.truncate(end)
-        tail = _last_line(file, end)
-    rows = lines - (1 if format == "csv" and lines else 0)
+            found, end, previous = records.scan(block)
+            if found:
+                before = offset + previous if found > 1 else last
+                last = offset + end
+                count += found
+            offset += len(block)
+        file.truncate(last)
+        file.seek(before)
+        tail = file.read(last - before).rstrip(b"\r\n")
+    rows = count - (1 if format == "csv" and count else 0)
     if rows <= 0:
         return None, 0
     if format == "ndjson":
         return int(orjson.loads(tail)["id"]), rows
     return int(tail.split(b",", 1)[0]), rows
-
-
-def _after_last_newline(file) -> int:
-    return _after_last_newline_before(file, file.seek(0, 2))
-
-
-def _last_line(file, end: int) -> bytes:
-    """The whole line that ends at ``end`` (without its newline)."""
-    start = _after_last_newline_before(file, end - 1)
-    file.seek(start)
-    return file.read(end - 1 - start)
-
-
-def _after_last_newline_before(file, position: int) -> int:
-    while position > 0:
-        start = max(0, position - (1 << 16))
-        file.seek(start)
-        block = file.read(position - start)
-        found = block.rfind(b"\n")
-        if found >= 0:
-            return start + found + 1
-        position = start
-    return 0

@@ -13,6 +13,7 @@ from store_client import Client
 from tests import live
 from tests.conftest import make_api_key
 from tests.store_client.files import assert_holds, export_killed, write_mixed
+from users_svc.models import User
 
 pytestmark = pytest.mark.django_db(databases="__all__", transaction=True, reset_sequences=True)
 
@@ -97,3 +98,35 @@ def test_a_json_file_is_pushed_with_its_orders_after_its_users(tmp_path):
         summary = client.push(data, piece_records=300)
     assert {kind: summary.counts[kind]["inserted"] for kind in TYPES} == dict.fromkeys(TYPES, 1000)
     assert summary.skipped == 0
+
+
+def test_a_csv_export_cut_inside_a_quoted_line_break_resumes_to_the_same_bytes(tmp_path):
+    # A CSV record may hold line breaks in a quoted name: a file cut after one (an older client
+    # wrote whole lines, not whole records; a client killed mid-write leaves any cut) must be
+    # cut back to the record before, and resumed after that record's id, not the next one's.
+    # The service refuses control characters in a name, but a table may hold rows written
+    # before that rule or by another program: they are put straight into the database here.
+    User.objects.bulk_create(
+        User(id=i, name=f'Line one\r\nline "two"\n{i}', email=f"user{i}@example.com")
+        for i in range(1, 3001)
+    )
+    clean = tmp_path / "clean.csv"
+    token = make_api_key("client-tests")
+    with live.gunicorn() as (base, _server), Client(base, token) as client:
+        client.export("users", clean, format="csv")
+        whole = clean.read_bytes()
+        record = whole.index(b"\r\n2000,")
+        cuts = {
+            "after a line break inside quotes": whole.index(b"\r\n", record + 2) + 2,
+            "after a bare line break inside quotes": whole.index(b'"\n', record) + 2,
+            "mid-name": record + 9,
+            "after a whole record": record + 2,
+        }
+        for where, size in cuts.items():
+            resumed = tmp_path / f"resumed-{size}.csv"
+            resumed.write_bytes(whole[:size])
+            state = {"type": "users", "format": "csv", "finished": False}
+            (tmp_path / f"{resumed.name}.export-state.json").write_bytes(orjson.dumps(state))
+            summary = client.export("users", resumed, format="csv")
+            assert resumed.read_bytes() == whole, where
+            assert summary.rows == 3000, where
