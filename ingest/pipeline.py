@@ -173,10 +173,22 @@ def _log_ingest(result: IngestResult) -> None:
 
 
 def forget_ledger(ledger_key: str) -> None:
-    """Drop the write-ledger rows of a finished run (in every service's database)."""
-    user_services.users_forget_ledger(ledger_key)
-    product_services.products_forget_ledger(ledger_key)
-    order_services.orders_forget_ledger(ledger_key)
+    """Drop the write-ledger rows of a finished run (in every service's database).
+
+    A database that is down keeps its rows, and says so in the log: they only cost space until
+    the reaper deletes them (``INGEST_LEDGER_RETENTION``). The run is over and answered; a
+    products server that died mid-run must not turn the answer for the users it wrote into a
+    503 that says nothing of them.
+    """
+    for name, forget in (
+        ("users", user_services.users_forget_ledger),
+        ("products", product_services.products_forget_ledger),
+        ("orders", order_services.orders_forget_ledger),
+    ):
+        try:
+            forget(ledger_key)
+        except DatabaseError as exc:
+            log.warning("could not clear the %s write ledger of %s (%s)", name, ledger_key, exc)
 
 
 def finish_interrupted_atomic_batches() -> int:

@@ -97,3 +97,25 @@ def test_a_dry_run_that_failed_unexpectedly_can_be_retried_too(server_api, fails
     assert retry.status_code == 200
     assert retry.json()["users"]["valid"] == 1
     assert not User.objects.exists()  # a dry run writes nothing
+
+
+def test_a_ledger_that_cannot_be_cleared_after_the_run_leaves_its_answer_alone(
+    server_api, monkeypatch
+):
+    # The run is over and answered when its write ledger is cleared in every service's
+    # database; one of them gone meanwhile (the products server died mid-run) used to turn the
+    # answer for the users written into a 503 that said nothing of them.
+    from django.db import OperationalError
+
+    from products_svc import services as product_services
+    from users_svc.models import UserWriteLedger
+
+    def gone(key):
+        raise OperationalError("connection to server failed: Connection refused")
+
+    monkeypatch.setattr(product_services, "products_forget_ledger", gone)
+    response = _post(server_api, "key-ledger")
+    assert response.status_code == 200, response.content
+    assert response.json()["users"]["inserted_ids"] == [1]
+    assert not UserWriteLedger.objects.exists()  # the other services' rows are cleared
+    assert _post(server_api, "key-ledger").json() == response.json()  # replayed, not re-run
