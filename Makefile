@@ -12,7 +12,7 @@ PORT ?= 8000
 # Checks that need settings but no real data use the test settings (scratch databases).
 CHECK_ENV := DJANGO_SETTINGS_MODULE=config.settings.test
 
-.PHONY: run test test-postgres lint format install install-dev bench clean
+.PHONY: run test test-postgres test-cluster lint format install install-dev bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -75,6 +75,13 @@ test-postgres: install-dev
 	fi
 
 # Not part of `make test`: takes a few minutes and its figures depend on the machine.
+# A whole deployment under fault (tests/cluster/): a PostgreSQL server per database, Redis, two
+# Celery workers, two gunicorns and nginx with deploy/nginx.conf, all started in a scratch folder
+# and stopped afterwards. Needs the PostgreSQL 15 server binaries (pg_config --bindir), Redis and
+# nginx on the machine (.ci/run installs nginx); `make test` does not run it.
+test-cluster: install-dev
+	STORE_CLUSTER=1 $(BIN)/pytest tests/cluster -rP -p no:logging
+
 # It also draws docs/ingest-throughput.png (inserts, then the bulk actions upsert, update and
 # delete: their own ACTIONS_BENCH_ARGS), then ingests a 1,000,000-record NDJSON file, then
 # times pages of every list ordering at 1,000,000 rows (PAGES_BENCH_ARGS), then
