@@ -104,6 +104,9 @@ def _exact(raw: bytes) -> Any:
     except UnicodeDecodeError:
         check_utf8(raw)  # says at which byte
         raise BatchError("JSON is malformed: the body is not valid UTF-8.") from None
+    except ValueError as exc:  # an integer of more than 4,300 digits, where msgspec skipped it
+        why = "a number has more than 4,300 digits" if "digits" in str(exc) else str(exc)
+        raise BatchError(f"JSON is malformed: {why}.") from None
 
 
 class _Pairs(dict):
