@@ -77,6 +77,12 @@ class BarProgress(PushProgress):
         self.bar.stop()
 
 
+def _program() -> str:
+    # As the user typed it: `store-client` (the installed command) or `python -m store_client`.
+    name = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else ""
+    return name if name and name != "__main__.py" else "python -m store_client"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     # Read here, not as defaults: the options are shared by the parser and its commands.
@@ -115,7 +121,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     common.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS)
     parser = argparse.ArgumentParser(
-        prog="python -m store_client", description=__doc__.split("\n\n")[0], parents=[common]
+        prog=_program(), description=__doc__.split("\n\n")[0], parents=[common]
     )
     commands = parser.add_subparsers(dest="command", required=True)
 

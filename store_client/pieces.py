@@ -26,6 +26,7 @@ of its records, so that the server's answer (``indexes`` per type) maps back to 
 
 import csv
 import io
+import json
 from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -298,28 +299,43 @@ def _line(raw: bytes, number: int) -> bytes:
     return line
 
 
-class _Typed(msgspec.Struct, gc=False):
-    """A line's "type", the one field the client reads (the server reads the line again)."""
+class _Line(msgspec.Struct, gc=False):
+    """The fields the server's parser decodes (``ingest.formats``): the same parser decoding
+    the same fields refuses the same lines (a number out of range in ``price``, too)."""
 
     type: Any = None
+    action: Any = None
+    id: Any = None
+    name: Any = None
+    email: Any = None
+    price: Any = None
+    user_id: Any = None
+    product_id: Any = None
+    quantity: Any = None
 
 
-_decode_typed = msgspec.json.Decoder(_Typed).decode
+_decode_line = msgspec.json.Decoder(_Line).decode
+#: Python's json parser converts no integer of more than this many digits; the server reads a
+#: line with a key no record has with it, and refuses the request if the line holds one.
+_LONGEST_INTEGER = 4300
 
 
 def _ndjson_type(line: bytes) -> tuple[str | None, str | None]:
     """``(type, None)`` of a line the server's parser takes, or ``(type or None, reason)``.
 
-    msgspec checks the whole line's JSON as the server's parser does (it is the same parser),
-    and builds nothing but the type: 0.13 us a line, against 0.54 us for ``orjson.loads``,
-    which builds every record as a dict. msgspec does not check the UTF-8 of what it skips;
-    the server refuses a request holding a string that is not UTF-8, so the line is checked
-    unless it is ASCII.
+    msgspec checks the whole line's JSON as the server's parser does (it is the same parser,
+    decoding the same fields) and builds no dict: 0.29 us a line, against 0.54 us for
+    ``orjson.loads``. msgspec does not check the UTF-8 of what it skips; the server refuses a
+    request holding a string that is not UTF-8, so the line is checked unless it is ASCII. A
+    line long enough to hold an integer Python's json parser will not convert is read with
+    that parser too, as the server reads a line with a key it does not know.
     """
     try:
-        kind = _decode_typed(line).type
+        kind = _decode_line(line).type
         if not line.isascii():
             line.decode("utf-8")
+        if len(line) > _LONGEST_INTEGER:
+            json.loads(line)
     except msgspec.ValidationError:
         return None, 'not a JSON object with a "type" (user, product or order)'
     except msgspec.DecodeError as exc:
@@ -328,6 +344,8 @@ def _ndjson_type(line: bytes) -> tuple[str | None, str | None]:
         return None, "not valid UTF-8"
     except RecursionError:
         return None, "not a JSON record: nested too deeply"
+    except ValueError:
+        return None, f"not a JSON record: a number has more than {_LONGEST_INTEGER:,} digits"
     name = TYPE_NAMES.get(kind) if type(kind) is str else None
     if name is None and isinstance(kind, str):
         name = TYPE_NAMES.get(kind.strip().lower())  # "Order ", "USERS"

@@ -21,8 +21,10 @@ Records without ids are written once like the others. The server remembers keys 
 """
 
 import os
+import re
 import sys
 import time
+import zlib
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -35,14 +37,15 @@ import orjson
 from store_client.http import ClientError, ServerRefused, Transport
 from store_client.pieces import SINGULAR, TYPES, Layout, Piece, cut, file_format
 from store_client.prefetch import read_ahead
-from store_client.state import PushState, StateError, fingerprint
+from store_client.state import VERSION, PushState, StateError, fingerprint
 
-#: Pieces are at most this big even when the server takes more: the client holds six at
-#: most (two in flight, two answered and waiting for an older one, one cut ahead, one being
-#: cut). Measured on 1,000,000 records, against one request of them (before the memory and
-#: speed fixes of store_client.http and .pieces): 100,000 records and 16 MiB, one in flight:
-#: 0.70x; 50,000 and 8 MiB, one in flight: 0.65-0.67x; two in flight 0.69x; 25,000 and 4 MiB,
-#: two in flight: 0.61x (each request costs its key, ledger and answer). Now: 0.85x, 84 MB.
+#: Pieces are at most this big even when the server takes more: the client holds seven at
+#: most (two in flight, two answered and waiting for an older one, one waiting to be sent,
+#: one cut ahead, one being cut). Measured on 1,000,000 records, against one request of them
+#: (before the memory and speed fixes of store_client.http and .pieces): 100,000 records and
+#: 16 MiB, one in flight: 0.70x; 50,000 and 8 MiB, one in flight: 0.65-0.67x; two in flight
+#: 0.69x; 25,000 and 4 MiB, two in flight: 0.61x (each request costs its key, ledger and
+#: answer). Now: 0.85x, 84 MB.
 PIECE_RECORDS = 50_000
 PIECE_BYTES = 8 * 1024 * 1024
 #: The first pieces are smaller, so that the server has work while the client cuts the next:
@@ -136,6 +139,7 @@ def push(
                 for piece in read_ahead(pieces):
                     summary.pieces += 1 if piece.body else 0
                     if str(piece.number) in state.confirmed:
+                        _same_piece(state, state_path, piece)
                         progress.advance(piece.read_bytes, piece.records)
                         continue
                     window.make_room(piece)
@@ -218,6 +222,13 @@ def _state_for(path: Path, state_path: Path, options: PushOptions, limits: dict)
         return _new_state(size, sha256, mtime, wanted, options, limits)
     if state.finished_at is not None:
         return state  # pushed before, the same way: nothing to send
+    if state.version != VERSION:
+        raise StateError(
+            f"{state_path} records a push begun by an earlier version of the client, which cut "
+            "files into other pieces: this one cannot finish it. Check what arrived (the errors "
+            "file, exports) and push the rest, or move the state file away to push the file as "
+            "a new one (its records without ids would then be written again)."
+        )
     if not same:
         raise StateError(
             f"{path} changed since the push recorded in {state_path} began (its size or SHA-256 "
@@ -336,7 +347,8 @@ class _Sender:
                 )
                 body = response.json()
         except ServerRefused as exc:
-            raise ClientError(f"{exc} (piece {piece.number}: {_span(piece)})") from None
+            lines = self.content_type == "application/x-ndjson"  # a CSV body has its header
+            raise ClientError(f"{exc} ({_where(piece, str(exc), lines)})") from None
         return body
 
     def _as_job(self, piece: Piece, headers: dict, state_path: Path) -> dict[str, Any]:
@@ -363,6 +375,17 @@ class _Sender:
                 f"{job.get('error') or 'see GET /ingest/jobs/' + job_id + '/'}"
             )
         return self.transport.send("GET", f"/ingest/jobs/{job_id}/response/").json()
+
+
+def _where(piece: Piece, message: str, lines_are_records: bool) -> str:
+    """Where in the file a refused piece is; for NDJSON, the line of the file a "Line N" of
+    the server's message is (N counts the lines of the piece's body)."""
+    where = f"piece {piece.number}: {_span(piece)}"
+    named = re.search(r"\bLine (\d+)\b", message) if lines_are_records else None
+    lines = sorted(line for origins in piece.origins.values() for line in origins)
+    if named and 0 < int(named.group(1)) <= len(lines):
+        where += f"; the server's line {named.group(1)} is line {lines[int(named.group(1)) - 1]}"
+    return where
 
 
 def _span(piece: Piece) -> str:
@@ -422,10 +445,31 @@ def _confirm(
     not_sent: dict[str, int] = {}
     for rejected in piece.rejected:
         not_sent[rejected.type or "unknown"] = not_sent.get(rejected.type or "unknown", 0) + 1
-    state.confirmed[str(piece.number)] = {"counts": counts or {}, "not_sent": not_sent}
+    state.confirmed[str(piece.number)] = {
+        "counts": counts or {},
+        "not_sent": not_sent,
+        **_identity(piece),
+    }
     state.jobs.pop(str(piece.number), None)
     state.errors_bytes = errors.tell()
     state.save(state_path)
+
+
+def _identity(piece: Piece) -> dict[str, int]:
+    return {"records": piece.records, "crc32": zlib.crc32(piece.body)}
+
+
+def _same_piece(state: PushState, state_path: Path, piece: Piece) -> None:
+    """Refuse to skip a piece the state lists as confirmed unless it is the one confirmed: a
+    state edited by hand, or written for another cut, would skip records never sent."""
+    confirmed = state.confirmed[str(piece.number)]
+    if "crc32" in confirmed and {k: confirmed[k] for k in ("records", "crc32")} != _identity(piece):
+        raise StateError(
+            f"{state_path} lists piece {piece.number} as confirmed, but this file's piece "
+            f"{piece.number} is not the one it confirmed (its records or checksum differ): the "
+            "state was changed, or belongs to another push. Move it away to push the file as a "
+            "new one (its records without ids would then be written again)."
+        )
 
 
 def _add_counts(summary: PushSummary, state: PushState) -> None:

@@ -30,7 +30,10 @@ from pathlib import Path
 
 import orjson
 
-VERSION = 1
+#: 2: the first pieces smaller, lines of the other pass parsed in their own pass, each
+#: confirmed piece's record count and CRC-32 kept. A push begun by version 1 cut the file
+#: into other pieces: it can be read (a finished one is finished) but not resumed.
+VERSION = 2
 
 
 class StateError(Exception):
@@ -45,11 +48,12 @@ class PushState:
     options: dict
     piece_records: int
     piece_bytes: int
-    #: the record limits of the first pieces (a push starts small); none in a state written
-    #: before there were, which is then resumed with the pieces it was cut into
+    #: the record limits of the first pieces (a push starts small)
     first_pieces: list[int] = field(default_factory=list)
     started_at: float = field(default_factory=time.time)
-    confirmed: dict[str, dict] = field(default_factory=dict)  # piece number -> counts
+    #: piece number -> its counts, records and CRC-32 (a resumed run checks that it cut the
+    #: same piece)
+    confirmed: dict[str, dict] = field(default_factory=dict)
     jobs: dict[str, str] = field(default_factory=dict)  # piece number -> job id (--async)
     errors_bytes: int = 0
     finished_at: float | None = None
@@ -80,7 +84,7 @@ class PushState:
             data = orjson.loads(path.read_bytes())
             if not isinstance(data, dict):
                 raise TypeError("not a JSON object")
-            if data.get("version") != VERSION:
+            if data.get("version") not in (1, VERSION):
                 raise StateError(f"{path} was written by another version of the client.")
             return cls(**data)
         except (orjson.JSONDecodeError, TypeError, ValueError) as exc:

@@ -1,13 +1,10 @@
 """Cutting files into pieces: under both limits, the same cut every time, orders in their own
 pass, lines that are not records kept out and reported with their line."""
 
-from dataclasses import asdict
-
 import orjson
 import pytest
 
 from store_client.pieces import Layout, _ndjson_type, cut, file_format
-from store_client.state import PushState
 from tests.store_client.files import write_users
 
 
@@ -81,19 +78,11 @@ def test_a_csv_file_needs_its_type():
         file_format(__import__("pathlib").Path("x.csv"), None)
 
 
-def test_the_first_pieces_are_smaller_and_a_state_from_before_them_cuts_as_it_did(tmp_path):
+def test_the_first_pieces_are_smaller(tmp_path):
     data = write_users(tmp_path / "u.ndjson", 300)
     ramped = cut(data, Layout("ndjson"), max_records=100, max_bytes=1 << 20, first_pieces=(10, 20))
     assert [p.records for p in ramped if p.body] == [10, 20, 100, 100, 70]
-    # A state file written before the first pieces were smaller lists none: the same cut as then.
-    state = PushState(
-        file_size=1, file_sha256="x", file_mtime_ns=1, options={}, piece_records=1, piece_bytes=1
-    )
-    path = tmp_path / "old-state.json"
-    old = {k: v for k, v in asdict(state).items() if k != "first_pieces"}
-    path.write_bytes(orjson.dumps(old))
-    assert PushState.load(path).first_pieces == []
-    plain = cut(data, Layout("ndjson"), max_records=100, max_bytes=1 << 20, first_pieces=())
+    plain = cut(data, Layout("ndjson"), max_records=100, max_bytes=1 << 20)
     assert [p.records for p in plain if p.body] == [100, 100, 100]
 
 
@@ -143,6 +132,14 @@ SERVER_LINES = [
     b'{"kind":"user"}',
     b'{"type":"order","type":"user"}',
     b"{" * 2000 + b"}" * 2000,
+    b'{"type":"product","name":"P","price":1e999}',
+    b'{"type":"product","name":"P","price":1e309}',
+    b'{"type":"user","id":1e400}',
+    b'{"type":"user","action":1e999}',
+    b'{"type":"user","id":' + b"9" * 4301 + b"}",
+    b'{"type":"user","junk":' + b"9" * 4301 + b"}",
+    b'{"type":"user","name":"' + b"9" * 4301 + b'"}',
+    b'{"type":"user","junk":[' + b"1," * 3000 + b"1]}",
 ]
 
 

@@ -7,10 +7,12 @@ import threading
 import weakref
 
 import httpx
+import orjson
+import pytest
 
 from store_client.http import Transport
 from store_client.push import PushOptions, push
-from store_client.state import PushState
+from store_client.state import PushState, StateError
 from tests.store_client.files import write_users
 
 LIMITS = {
@@ -91,3 +93,39 @@ def test_a_read_response_and_the_body_it_sent_are_freed_without_the_garbage_coll
     finally:
         gc.enable()
         transport.close()
+
+
+def _finished_push(tmp_path) -> tuple:
+    data = write_users(tmp_path / "users.ndjson", 50)
+    state_path = tmp_path / "state.json"
+    server = _Server()
+    server.piece_two_came.set()
+    push(server, data, PushOptions(piece_records=10, state=state_path))
+    return data, state_path, server
+
+
+def test_a_state_that_does_not_match_the_file_s_pieces_is_refused(tmp_path):
+    # Edited by hand (here: other piece sizes, as if the crash came after piece 1), a state
+    # would skip pieces as confirmed that hold other records than those sent.
+    data, state_path, server = _finished_push(tmp_path)
+    state = orjson.loads(state_path.read_bytes())
+    state.update(finished_at=None, piece_records=5)
+    state["confirmed"] = {n: state["confirmed"][n] for n in ("0", "1")}
+    state_path.write_bytes(orjson.dumps(state))
+    server.arrived.clear()
+    with pytest.raises(StateError, match="is not the one it confirmed"):
+        push(server, data, PushOptions(piece_records=5, state=state_path))
+    assert server.arrived == []
+
+
+def test_a_push_begun_by_the_earlier_client_is_not_resumed_with_other_pieces(tmp_path):
+    data, state_path, server = _finished_push(tmp_path)
+    state = orjson.loads(state_path.read_bytes())
+    state.update(finished_at=None, version=1)
+    for confirmed in state["confirmed"].values():  # version 1 kept neither
+        del confirmed["records"], confirmed["crc32"]
+    state_path.write_bytes(orjson.dumps(state))
+    server.arrived.clear()
+    with pytest.raises(StateError, match="earlier version of the client"):
+        push(server, data, PushOptions(piece_records=10, state=state_path))
+    assert server.arrived == []
