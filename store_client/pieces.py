@@ -300,8 +300,10 @@ def _line(raw: bytes, number: int) -> bytes:
 
 
 class _Line(msgspec.Struct, gc=False):
-    """The fields the server's parser decodes (``ingest.formats``): the same parser decoding
-    the same fields refuses the same lines (a number out of range in ``price``, too)."""
+    """The fields the server's parser decodes (``ingest.formats._Line``, written again here:
+    the client never imports the server's code; a test keeps the two the same). The same
+    parser decoding the same fields refuses the same lines (a number out of range in
+    ``price``, too)."""
 
     type: Any = None
     action: Any = None

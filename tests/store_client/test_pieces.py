@@ -155,3 +155,12 @@ def test_a_line_is_sent_exactly_when_the_server_s_parser_takes_it(raw):
         server_kind = None
     kind, reason = _ndjson_type(raw)
     assert (kind if reason is None else None) == server_kind
+
+
+def test_the_client_decodes_the_fields_the_server_decodes():
+    # The client is a package of its own (it never imports the server's code), so the struct
+    # is written twice; this keeps the two the same.
+    from ingest import formats
+    from store_client import pieces
+
+    assert pieces._Line.__struct_fields__ == formats._Line.__struct_fields__
