@@ -124,3 +124,31 @@ def test_exports_get_half_the_threads_and_never_all(monkeypatch):
     monkeypatch.setenv("EXPORT_MAX_STREAMS", "4")
     with pytest.raises(SystemExit, match="set it below 4"):
         _gunicorn_config()
+
+
+def test_nginx_is_the_only_published_port_and_uses_the_repository_s_config(compose):
+    published = {name for name, service in compose["services"].items() if service.get("ports")}
+    assert published == {"nginx"}
+    nginx = compose["services"]["nginx"]
+    assert "./deploy/nginx.conf:/etc/nginx/nginx.conf:ro" in nginx["volumes"]
+    assert nginx["depends_on"]["api"]["condition"] == "service_healthy"
+    # The app reads the client's address from the one proxy's X-Forwarded-For entry.
+    assert compose["services"]["api"]["environment"]["NUM_PROXIES"] == "1"
+
+
+def test_nginx_takes_the_bodies_the_app_takes_and_cuts_off_stalled_clients(compose):
+    conf = (ROOT / "deploy" / "nginx.conf").read_text()
+    environment = compose["services"]["api"]["environment"]
+    largest = int(re.search(r"client_max_body_size (\d+)m;", conf).group(1)) * 2**20
+    assert largest == int(environment["INGEST_ASYNC_MAX_BODY_BYTES"])
+    for directive in (
+        "client_header_timeout",
+        "client_body_timeout",
+        "send_timeout",
+        "proxy_read_timeout",
+    ):
+        assert re.search(rf"\n\s*{directive} \d+s;", conf), directive
+    assert "proxy_request_buffering on;" in conf
+    assert re.search(r"server api:8000;\s*# cluster:", conf)  # the harness swaps this line
+    assert re.search(r"listen 8080;\s*# cluster:", conf)
+    assert compose["services"]["nginx"]["ports"] == ["8000:8080"]

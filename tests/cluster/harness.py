@@ -307,7 +307,7 @@ class Cluster:
         prefix.mkdir()
         conf = NGINX_CONF.read_text()
         upstream = "".join(f"server 127.0.0.1:{port};\n        " for port in self.web_ports)
-        conf, found = re.subn(r"server web:8000;\s*# cluster:[^\n]*\n\s*", upstream, conf)
+        conf, found = re.subn(r"server api:8000;\s*# cluster:[^\n]*\n\s*", upstream, conf)
         conf, listens = re.subn(r"listen 8080;", f"listen 127.0.0.1:{self.nginx_port};", conf)
         if (found, listens) != (1, 1):
             raise RuntimeError("deploy/nginx.conf lost the lines marked 'cluster:'")
