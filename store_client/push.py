@@ -45,7 +45,7 @@ from store_client.state import VERSION, PushState, StateError, fingerprint
 #: (before the memory and speed fixes of store_client.http and .pieces): 100,000 records and
 #: 16 MiB, one in flight: 0.70x; 50,000 and 8 MiB, one in flight: 0.65-0.67x; two in flight
 #: 0.69x; 25,000 and 4 MiB, two in flight: 0.61x (each request costs its key, ledger and
-#: answer). Now: 0.85x, 84 MB.
+#: answer). Now: 0.84-0.87x, 83-85 MB.
 PIECE_RECORDS = 50_000
 PIECE_BYTES = 8 * 1024 * 1024
 #: The first pieces are smaller, so that the server has work while the client cuts the next:
