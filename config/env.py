@@ -119,6 +119,36 @@ def sqlite_options(busy_timeout_seconds: float, cache_kib: int = 2000) -> dict[s
     }
 
 
+def postgres_options(
+    *, connect_timeout: int, network_timeout: int, statement_timeout: int
+) -> dict[str, Any]:
+    """OPTIONS that keep a PostgreSQL server that stops answering from holding requests.
+
+    Without them, a server cut off by the network (its packets vanish; nothing refuses) held
+    every request that needed it: a new connection for the kernel's two minutes of SYN
+    retries, a query on an open one until gunicorn killed the worker. Now:
+
+    * ``connect_timeout`` (seconds): a connection not made by then fails;
+    * ``network_timeout`` (seconds): data sent and not acknowledged for that long fails the
+      connection (``tcp_user_timeout``), and so does an idle or waiting one whose peer stops
+      answering keepalive probes (first after 5 s, then every 2 s, 3 of them);
+    * ``statement_timeout`` (seconds): the server ends a statement that runs longer (one
+      waiting on a lock someone holds, a runaway query). Above the longest bulk write.
+
+    Each failure is the database's 503 naming it (common.http.exception_handler), as for a
+    stopped server. ``make test-cluster`` cuts a server off with a network namespace.
+    """
+    return {
+        "connect_timeout": connect_timeout,
+        "tcp_user_timeout": network_timeout * 1000,
+        "keepalives": 1,
+        "keepalives_idle": 5,
+        "keepalives_interval": 2,
+        "keepalives_count": 3,
+        "options": f"-c statement_timeout={statement_timeout * 1000}",
+    }
+
+
 def database_from_env(
     variable: str,
     sqlite_path: Path,
@@ -126,6 +156,7 @@ def database_from_env(
     busy_timeout_seconds: float,
     conn_max_age: int,
     cache_kib: int = 2000,
+    postgres: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """One DATABASES entry: the URL in ``variable``, else a SQLite file at ``sqlite_path``."""
     READ_VARIABLES.add(variable)
@@ -145,4 +176,6 @@ def database_from_env(
         # A SQLite connection is cheap to open, and a persistent one would pin the file open
         # for every idle thread of the server.
         config["CONN_MAX_AGE"] = 0
+    elif config["ENGINE"] == "django.db.backends.postgresql" and postgres:
+        config["OPTIONS"] = {**postgres, **config.get("OPTIONS", {})}
     return config

@@ -16,6 +16,7 @@ from config.env import (
     env_int,
     env_list,
     env_str,
+    postgres_options,
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -100,6 +101,13 @@ TEMPLATES = [
 SQLITE_BUSY_TIMEOUT = env_float("SQLITE_BUSY_TIMEOUT", 30.0, minimum=0)
 SQLITE_CACHE_KIB = env_int("SQLITE_CACHE_KIB", 32 * 1024, minimum=100)
 DB_CONN_MAX_AGE = env_int("DB_CONN_MAX_AGE", 60, minimum=0)
+# A PostgreSQL server that stops answering (cut off, hung) fails the requests that need it
+# within these, as a 503 naming it (config.env.postgres_options says which does what).
+POSTGRES_OPTIONS = postgres_options(
+    connect_timeout=env_int("DB_CONNECT_TIMEOUT", 5, minimum=1),
+    network_timeout=env_int("DB_NETWORK_TIMEOUT", 10, minimum=1),
+    statement_timeout=env_int("DB_STATEMENT_TIMEOUT", 120, minimum=1),
+)
 
 DATABASES = {
     alias: database_from_env(
@@ -108,6 +116,7 @@ DATABASES = {
         busy_timeout_seconds=SQLITE_BUSY_TIMEOUT,
         conn_max_age=DB_CONN_MAX_AGE,
         cache_kib=SQLITE_CACHE_KIB,
+        postgres=POSTGRES_OPTIONS,
     )
     for alias in ["default", *SERVICE_DATABASES.values()]
 }
