@@ -22,6 +22,7 @@ from common.data.db import lock_for_checked_insert, lock_out_inserts, lock_out_w
 from common.data.ids import assigning_id
 from common.data.preconditions import Precondition, check_stored
 from common.data.queries import id_list_param, id_list_sql
+from common.data.unreachable import unreachable
 from common.exceptions import RecordInvalid, RecordNotFound
 from orders_svc import rules, selectors
 from orders_svc.models import ORDERS_DB, DeletionEpoch, Order, OrderWriteLedger
@@ -97,17 +98,23 @@ def reference_errors(
     *,
     known_user_ids: AbstractSet[int] = frozenset(),
     known_product_ids: AbstractSet[int] = frozenset(),
+    unavailable: dict[str, str] | None = None,
 ) -> dict[int, dict[str, list[str]]]:
     """Errors by row position for orders whose user or product does not exist.
 
     ``known_*`` are ids the caller knows exist (e.g. it inserted them in this batch); every
     other id is looked up: one query to the users service and one to the products service for
-    the whole set of rows, never one per order.
+    the whole set of rows, never one per order. ``unavailable`` (service -> why), shared by
+    the chunks of one batch, keeps a service found down from being asked again for each
+    chunk: every try would wait out the connect timeout of a server cut off by the network.
     """
+    unavailable = {} if unavailable is None else unavailable
     unknown_users = {row[1] for row in rows} - known_user_ids
     unknown_products = {row[2] for row in rows} - known_product_ids
-    missing_users, users_down = _missing(existing_user_ids, unknown_users)
-    missing_products, products_down = _missing(existing_product_ids, unknown_products)
+    missing_users, users_down = _missing(existing_user_ids, unknown_users, "users", unavailable)
+    missing_products, products_down = _missing(
+        existing_product_ids, unknown_products, "products", unavailable
+    )
     if not missing_users and not missing_products:
         return {}
     users, products = _AllBut(missing_users), _AllBut(missing_products)
@@ -139,12 +146,25 @@ _UNCHECKABLE = (
 )
 
 
-def _missing(existing: Callable[[set[int]], set[int]], ids: set[int]) -> tuple[set[int], str]:
-    """``(ids that do not exist, "")``, or ``(all of them, why)`` if their service is down."""
+def _missing(
+    existing: Callable[[set[int]], set[int]],
+    ids: set[int],
+    service: str,
+    unavailable: dict[str, str],
+) -> tuple[set[int], str]:
+    """``(ids that do not exist, "")``, or ``(all of them, why)`` if their service is down
+    (now, or its server could not be reached earlier in the batch: ``unavailable``)."""
+    if not ids:
+        return ids, ""
+    if service in unavailable:
+        return ids, unavailable[service]
     try:
         return ids - existing(ids), ""
     except DatabaseError as exc:
-        return ids, str(exc).strip().splitlines()[0][:200]
+        why = str(exc).strip().splitlines()[0][:200]
+        if unreachable(exc):  # not asked again in this batch (a locked file may answer next)
+            unavailable[service] = why
+        return ids, why
 
 
 class _AllBut:
@@ -219,9 +239,13 @@ def orders_bulk_insert(
         if known.as_of_epoch is not None and selectors.deletion_epoch() != known.as_of_epoch:
             known = KnownReferences()  # something was deleted meanwhile: look everything up
         outcomes, refused = [], []
+        unavailable: dict[str, str] = {}  # a service found down is not asked again per chunk
         for rows, ids in written:
             errors = reference_errors(
-                rows, known_user_ids=known.user_ids, known_product_ids=known.product_ids
+                rows,
+                known_user_ids=known.user_ids,
+                known_product_ids=known.product_ids,
+                unavailable=unavailable,
             )
             for position in errors:
                 if ids[position] is not None:
