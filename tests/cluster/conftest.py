@@ -33,6 +33,8 @@ def cluster():
         scratch,
         # Jobs whose worker died go to another after 6 s of silence, not 2 minutes.
         app_env={"INGEST_JOB_HEARTBEAT_SECONDS": "1", "INGEST_JOB_STALE_AFTER": "6"},
+        # The products server on a test host of its own, to be cut off (test_partition).
+        own_hosts=("products",),
     ).start()
     try:
         yield started

@@ -40,13 +40,55 @@ def _as_postgres(command: list) -> list[str]:
     return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
 
 
-class Postgres:
-    """One PostgreSQL server: its own data directory, port and postmaster."""
+class Host:
+    """A test host with an address of its own: a network namespace joined to this one by a veth
+    pair (root only). ``cut()`` takes its end of the link down: packets to it vanish, nothing
+    refuses, as in a network partition; ``restore()`` brings it back."""
 
-    def __init__(self, root: Path, name: str) -> None:
+    def __init__(self, index: int) -> None:
+        tag = f"{os.getpid() % 100000}{index}"
+        self.namespace, self.outer, self.inner = f"store-{tag}", f"sto{tag}", f"sti{tag}"
+        self.address = f"10.213.{index}.2"
+        self._outer_address = f"10.213.{index}.1/24"
+
+    def create(self) -> None:
+        for command in (
+            ["ip", "netns", "add", self.namespace],
+            ["ip", "link", "add", self.outer, "type", "veth", "peer", "name", self.inner],
+            ["ip", "link", "set", self.inner, "netns", self.namespace],
+            ["ip", "addr", "add", self._outer_address, "dev", self.outer],
+            ["ip", "link", "set", self.outer, "up"],
+            self.run(["ip", "addr", "add", f"{self.address}/24", "dev", self.inner]),
+            self.run(["ip", "link", "set", self.inner, "up"]),
+            self.run(["ip", "link", "set", "lo", "up"]),
+        ):
+            subprocess.run(command, check=True, capture_output=True)
+
+    def run(self, command: list) -> list[str]:
+        """``command`` run inside the host."""
+        return ["ip", "netns", "exec", self.namespace, *[str(part) for part in command]]
+
+    def cut(self) -> None:
+        subprocess.run(self.run(["ip", "link", "set", self.inner, "down"]), check=True)
+
+    def restore(self) -> None:
+        subprocess.run(self.run(["ip", "link", "set", self.inner, "up"]), check=True)
+
+    def delete(self) -> None:
+        subprocess.run(["ip", "netns", "del", self.namespace], check=False)
+        subprocess.run(["ip", "link", "del", self.outer], check=False, capture_output=True)
+
+
+class Postgres:
+    """One PostgreSQL server: its own data directory, port and postmaster; on its own test
+    host when given one."""
+
+    def __init__(self, root: Path, name: str, host: Host | None = None) -> None:
         self.name, self.port = name, live.free_port()
         self.directory = root / f"pg-{name}"
         self.bin = _pg_bin()
+        self.host = host
+        self.address = host.address if host else "127.0.0.1"
 
     def init(self) -> None:
         self.directory.mkdir()
@@ -72,28 +114,36 @@ class Postgres:
         )
         with (self.directory / "postgresql.conf").open("a") as conf:
             conf.write(
-                f"port = {self.port}\nlisten_addresses = '127.0.0.1'\n"
+                f"port = {self.port}\nlisten_addresses = '{self.address}'\n"
                 f"unix_socket_directories = '{self.directory}'\n"
                 # A test machine: no fsync (a stopped server still keeps what it committed,
                 # only a power cut would not), small buffers.
                 "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n"
                 "shared_buffers = 64MB\nmax_connections = 60\n"
             )
+        if self.host:  # initdb lets in loopback only; this host is reached over its veth link
+            with (self.directory / "pg_hba.conf").open("a") as hba:
+                hba.write("host all all 10.213.0.0/16 trust\n")
+
+    def _in_host(self, command: list[str]) -> list[str]:
+        return self.host.run(command) if self.host else command
 
     def start(self) -> None:
         subprocess.run(
-            _as_postgres(
-                [
-                    self.bin / "pg_ctl",
-                    "-D",
-                    self.directory,
-                    "-l",
-                    self.directory / "server.log",
-                    "-w",
-                    "-t",
-                    "60",
-                    "start",
-                ]
+            self._in_host(
+                _as_postgres(
+                    [
+                        self.bin / "pg_ctl",
+                        "-D",
+                        self.directory,
+                        "-l",
+                        self.directory / "server.log",
+                        "-w",
+                        "-t",
+                        "60",
+                        "start",
+                    ]
+                )
             ),
             check=True,
             capture_output=True,
@@ -101,7 +151,9 @@ class Postgres:
 
     def stop(self, mode: str = "fast") -> None:
         subprocess.run(
-            _as_postgres([self.bin / "pg_ctl", "-D", self.directory, "-m", mode, "-w", "stop"]),
+            self._in_host(
+                _as_postgres([self.bin / "pg_ctl", "-D", self.directory, "-m", mode, "-w", "stop"])
+            ),
             check=False,
             capture_output=True,
         )
@@ -111,7 +163,7 @@ class Postgres:
             [
                 self.bin / "createdb",
                 "-h",
-                "127.0.0.1",
+                self.address,
                 "-p",
                 str(self.port),
                 "-U",
@@ -123,14 +175,14 @@ class Postgres:
         )
 
     def url(self, database: str) -> str:
-        return f"postgres://postgres@127.0.0.1:{self.port}/{database}"
+        return f"postgres://postgres@{self.address}:{self.port}/{database}"
 
     def count(self, database: str, table: str) -> int:
         out = subprocess.run(
             [
                 self.bin / "psql",
                 "-h",
-                "127.0.0.1",
+                self.address,
                 "-p",
                 str(self.port),
                 "-U",
@@ -150,10 +202,22 @@ class Postgres:
 class Cluster:
     """Start with :meth:`start`, stop everything with :meth:`close`."""
 
-    def __init__(self, scratch: Path, *, app_env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        scratch: Path,
+        *,
+        app_env: dict[str, str] | None = None,
+        own_hosts: tuple[str, ...] = (),
+    ) -> None:
         self.scratch = scratch
         scratch.chmod(0o755)  # the postgres user reaches its data directories through it
-        self.servers = {name: Postgres(scratch, name) for name in DATABASES}
+        # The servers in ``own_hosts`` get a test host each (root only: network namespaces).
+        self.hosts = (
+            {name: Host(index) for index, name in enumerate(own_hosts, start=1)}
+            if os.geteuid() == 0
+            else {}
+        )
+        self.servers = {name: Postgres(scratch, name, self.hosts.get(name)) for name in DATABASES}
         self.redis_port = live.free_port()
         self.web_ports = [live.free_port(), live.free_port()]
         self.nginx_port = live.free_port()
@@ -192,6 +256,9 @@ class Cluster:
     def start(self) -> "Cluster":
         try:
             (self.scratch / "data").mkdir()
+            for host in self.hosts.values():
+                self._stack.callback(host.delete)
+                host.create()
             for name, server in self.servers.items():
                 server.init()
                 server.start()
