@@ -54,9 +54,7 @@ def test_products_found_down_are_not_tried_again_for_each_chunk(api, settings, m
     assert tries["lookups"] == 1
 
 
-def test_an_error_the_server_or_file_answered_fails_its_own_chunk_only(
-    api, settings, monkeypatch
-):
+def test_an_error_the_server_or_file_answered_fails_its_own_chunk_only(api, settings, monkeypatch):
     # A locked SQLite file, a statement PostgreSQL cancelled: the next chunk may well work
     # (tests/ingest/test_apis.py has a chunk failing in the middle of a type).
     settings.INGEST_CHUNK_SIZE = 2
