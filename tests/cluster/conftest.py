@@ -5,6 +5,7 @@ they need the PostgreSQL server binaries, Redis and nginx, and a few minutes."""
 import logging
 import os
 import shutil
+import signal
 import tempfile
 from pathlib import Path
 
@@ -26,21 +27,31 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(scope="session")
 def cluster():
     logging.getLogger("httpx").setLevel(logging.WARNING)  # the figures printed stay readable
+    # A SIGTERM (a CI timeout, a killed job) ends the run as Ctrl-C does, through the finally
+    # below: the servers run in sessions of their own and would outlive it otherwise.
+    previous = signal.signal(signal.SIGTERM, _interrupted)
     # Not under pytest's own temporary folder: its parents are private to root, and the
     # PostgreSQL servers run as the postgres user.
     scratch = Path(tempfile.mkdtemp(prefix="store-cluster-"))
-    started = Cluster(
-        scratch,
-        # Jobs whose worker died go to another after 6 s of silence, not 2 minutes.
-        app_env={"INGEST_JOB_HEARTBEAT_SECONDS": "1", "INGEST_JOB_STALE_AFTER": "6"},
-        # The products server on a test host of its own, to be cut off (test_partition).
-        own_hosts=("products",),
-    ).start()
     try:
-        yield started
+        started = Cluster(
+            scratch,
+            # Jobs whose worker died go to another after 6 s of silence, not 2 minutes.
+            app_env={"INGEST_JOB_HEARTBEAT_SECONDS": "1", "INGEST_JOB_STALE_AFTER": "6"},
+            # The products server on a test host of its own, to be cut off (test_partition).
+            own_hosts=("products",),
+        ).start()
+        try:
+            yield started
+        finally:
+            started.close()
     finally:
-        started.close()
         shutil.rmtree(scratch, ignore_errors=True)
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupted(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 @pytest.fixture(scope="session")

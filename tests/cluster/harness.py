@@ -261,8 +261,8 @@ class Cluster:
                 host.create()
             for name, server in self.servers.items():
                 server.init()
+                self._stack.callback(server.stop, "immediate")  # even if start timed out
                 server.start()
-                self._stack.callback(server.stop, "immediate")
                 server.create_database(f"store_{name}")
             self._spawn(
                 "redis",
@@ -373,8 +373,12 @@ class Cluster:
         prefix = self.scratch / "nginx"
         prefix.mkdir()
         conf = NGINX_CONF.read_text()
-        upstream = "".join(f"server 127.0.0.1:{port};\n        " for port in self.web_ports)
-        conf, found = re.subn(r"server api:8000;\s*# cluster:[^\n]*\n\s*", upstream, conf)
+        upstream = "".join(
+            f"server 127.0.0.1:{port} max_fails=0;\n        " for port in self.web_ports
+        )
+        conf, found = re.subn(
+            r"server api:8000 max_fails=0;\s*# cluster:[^\n]*\n\s*", upstream, conf
+        )
         conf, listens = re.subn(r"listen 8080;", f"listen 127.0.0.1:{self.nginx_port};", conf)
         if (found, listens) != (1, 1):
             raise RuntimeError("deploy/nginx.conf lost the lines marked 'cluster:'")
