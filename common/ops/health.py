@@ -8,7 +8,10 @@ it is not a database, it is corrupt, or it lacks its service's table (the wrong 
 ``init_db`` never ran on).
 """
 
+import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,8 +64,67 @@ def probe(alias: str) -> DatabaseHealth:
     return DatabaseHealth(alias, True, time.perf_counter() - started)
 
 
+#: Seconds a PostgreSQL server has to answer its probe before it counts as down. A server that
+#: hangs (its processes stopped, its disk frozen) answers nothing and refuses nothing, on a
+#: connection already open: a probe waiting for it held a gunicorn thread for as long, and
+#: eight /healthz requests held every thread of the API (an outside review, with the products
+#: server's processes SIGSTOPped).
+PROBE_DEADLINE = 3.0
+
+_probes: dict[str, tuple[Future, float]] = {}  # alias -> (its running probe, when it began)
+_probes_lock = threading.Lock()
+_probe_pool = ThreadPoolExecutor(max_workers=len(SERVICE_OF), thread_name_prefix="health")
+
+
 def probe_all() -> list[DatabaseHealth]:
-    return [probe(alias) for alias in settings.DATABASES]
+    """Every database's health. A SQLite file answers at once (or is found missing at once);
+    a PostgreSQL server is probed on a thread of its own and counts as down if it has not
+    answered within :data:`PROBE_DEADLINE` of the probe's start. A server still hung at the
+    next probe is not asked again: its probe stays the one, so a hung server holds one thread
+    of the pool, however often it is probed, and requests after its deadline get their answer
+    at once."""
+    found: dict[str, DatabaseHealth] = {}
+    waiting: dict[str, tuple[Future, float]] = {}
+    for alias in settings.DATABASES:
+        if connections[alias].vendor == "sqlite":
+            found[alias] = probe(alias)
+        else:
+            waiting[alias] = _probe_soon(alias)
+    for alias, (future, began) in waiting.items():
+        # Until the probe's own deadline: once a server has been silent that long, the next
+        # requests are told at once, instead of each waiting (and holding a thread) again.
+        try:
+            found[alias] = future.result(
+                timeout=max(0.0, began + PROBE_DEADLINE - time.monotonic())
+            )
+        except FutureTimeout:
+            found[alias] = DatabaseHealth(
+                alias,
+                False,
+                time.monotonic() - began,
+                f"no answer within {PROBE_DEADLINE:g} s (the server hangs, or the network to "
+                "it is cut)",
+            )
+    return [found[alias] for alias in settings.DATABASES]
+
+
+def _probe_soon(alias: str) -> tuple[Future, float]:
+    with _probes_lock:
+        running = _probes.get(alias)
+        if running is None or running[0].done():
+            running = _probes[alias] = (
+                _probe_pool.submit(_probe_and_close, alias),
+                time.monotonic(),
+            )
+        return running
+
+
+def _probe_and_close(alias: str) -> DatabaseHealth:
+    # On the pool's thread, whose connections no request ever closes.
+    try:
+        return probe(alias)
+    finally:
+        connections[alias].close()
 
 
 def explain(exc: Exception, *, table: str | None, vendor: str, name: str = "") -> str:
