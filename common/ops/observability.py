@@ -44,6 +44,9 @@ class RequestLogMiddleware:
 
     @staticmethod
     def log(request, response, rid: str, seconds: float) -> None:
+        # Imported here: the logging config loads this module before Django (and DRF) are set.
+        from common.http.auth import client_address
+
         fields = {
             "event": "request",
             "request_id": rid,
@@ -51,7 +54,9 @@ class RequestLogMiddleware:
             "path": request.path,
             "status": response.status_code,
             "duration_ms": round(seconds * 1000, 1),
-            "client": request.META.get("REMOTE_ADDR"),
+            # Behind nginx (NUM_PROXIES=1) the connection is nginx's: the client is the address
+            # it saw, as the throttles count it.
+            "client": client_address(request),
         }
         if query := request.META.get("QUERY_STRING"):
             fields["query"] = query[:500]

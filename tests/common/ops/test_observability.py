@@ -108,6 +108,16 @@ def test_each_request_logs_one_line_with_its_id_status_and_duration(anonymous_ap
     assert fields["duration_ms"] >= 0
 
 
+def test_behind_nginx_the_log_names_the_client_nginx_saw(anonymous_api, caplog, settings):
+    # NUM_PROXIES=1 (deploy/nginx.conf in front): the connection is nginx's; the client is the
+    # last X-Forwarded-For entry, which nginx appends and a client cannot forge.
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": 1}
+    with caplog.at_level(logging.INFO, logger="store.request"):
+        anonymous_api.get("/products/", HTTP_X_FORWARDED_FOR="10.9.9.9, 203.0.113.7")
+    [line] = [r for r in caplog.records if r.name == "store.request"]
+    assert line.fields["client"] == "203.0.113.7"
+
+
 def test_an_ingest_logs_its_counts_and_duration_under_the_request_id(api, caplog):
     with caplog.at_level(logging.INFO, logger="store.ingest"):
         response = api.post("/ingest/", BATCH, format="json", HTTP_X_REQUEST_ID="batch-7")
