@@ -131,7 +131,7 @@ def test_nginx_is_the_only_published_port_and_uses_the_repository_s_config(compo
     assert published == {"nginx"}
     nginx = compose["services"]["nginx"]
     assert "./deploy/nginx.conf:/etc/nginx/nginx.conf:ro" in nginx["volumes"]
-    assert nginx["depends_on"]["api"]["condition"] == "service_healthy"
+    assert nginx["depends_on"]["api"]["condition"] == "service_started"
     # The app reads the client's address from the one proxy's X-Forwarded-For entry.
     assert compose["services"]["api"]["environment"]["NUM_PROXIES"] == "1"
 
@@ -149,6 +149,9 @@ def test_nginx_takes_the_bodies_the_app_takes_and_cuts_off_stalled_clients(compo
     ):
         assert re.search(rf"\n\s*{directive} \d+s;", conf), directive
     assert "proxy_request_buffering on;" in conf
-    assert re.search(r"server api:8000;\s*# cluster:", conf)  # the harness swaps this line
+    assert re.search(r"server api:8000 max_fails=0;\s*# cluster:", conf)  # the harness swaps it
     assert re.search(r"listen 8080;\s*# cluster:", conf)
     assert compose["services"]["nginx"]["ports"] == ["8000:8080"]
+    # Its own refusals in JSON, like the app's.
+    assert "error_page 413 = @too_large;" in conf
+    assert "error_page 502 504 = @no_answer;" in conf
