@@ -159,44 +159,19 @@ class Postgres:
         )
 
     def create_database(self, database: str) -> None:
-        subprocess.run(
-            [
-                self.bin / "createdb",
-                "-h",
-                self.address,
-                "-p",
-                str(self.port),
-                "-U",
-                "postgres",
-                database,
-            ],
-            check=True,
-            capture_output=True,
-        )
+        self._client("createdb", database)
 
     def url(self, database: str) -> str:
         return f"postgres://postgres@{self.address}:{self.port}/{database}"
 
     def count(self, database: str, table: str) -> int:
-        out = subprocess.run(
-            [
-                self.bin / "psql",
-                "-h",
-                self.address,
-                "-p",
-                str(self.port),
-                "-U",
-                "postgres",
-                "-d",
-                database,
-                "-Atc",
-                f"SELECT count(*) FROM {table}",
-            ],
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        return int(out.stdout.strip())
+        return int(self._client("psql", "-d", database, "-Atc", f"SELECT count(*) FROM {table}"))
+
+    def _client(self, program: str, *args: str) -> str:
+        """The output of one of PostgreSQL's client programs, run against this server."""
+        command = [self.bin / program, "-h", self.address, "-p", str(self.port), "-U", "postgres"]
+        done = subprocess.run([*command, *args], check=True, capture_output=True, text=True)
+        return done.stdout.strip()
 
 
 class Cluster:

@@ -12,21 +12,7 @@ import time
 import httpx
 
 from tests.cluster.harness import wait_for
-from tests.cluster.test_deployment import batch, counts
-from tests.cluster.test_worker_dies import _waiting_port, products_locked
-
-
-def _outline(body: dict) -> dict:
-    """Each type's counts, and its skipped groups' reasons with how many records each."""
-    return {
-        kind: {
-            **{name: body[kind][name] for name in ("inserted", "skipped")},
-            "groups": [
-                (len(group["indexes"]), group["reasons"]) for group in body[kind]["skipped_groups"]
-            ],
-        }
-        for kind in ("users", "products", "orders")
-    }
+from tests.cluster.shared import batch, counts, outline, products_locked, waiting_port
 
 
 def test_the_products_server_stopped_mid_ingest(cluster, client):
@@ -46,7 +32,7 @@ def test_the_products_server_stopped_mid_ingest(cluster, client):
     try:
         with products_locked(cluster):
             sender.start()
-            wait_for(lambda: _waiting_port(products) is not None, "the ingest waits", 60)
+            wait_for(lambda: waiting_port(products) is not None, "the ingest waits", 60)
             stopped = time.monotonic()
             products.stop("immediate")
         health = None
@@ -62,7 +48,7 @@ def test_the_products_server_stopped_mid_ingest(cluster, client):
         during = {
             name: cluster.servers[name].count(f"store_{name}", name) for name in ("users", "orders")
         }
-        print(f"answer {answer.status_code}: {_outline(answer.json())}")
+        print(f"answer {answer.status_code}: {outline(answer.json())}")
         print(f"/healthz {health.status_code} after {health_after:.2f} s: {health.text[:300]}")
         print(f"users {users_page.status_code}, orders {orders_page.status_code}; rows {during}")
     finally:

@@ -4,25 +4,7 @@ PostgreSQL server."""
 
 import time
 
-import orjson
-
-SEEDED = {"users": 9, "products": 9, "orders": 7}
-
-
-def batch(first_id: int, count: int) -> bytes:
-    """``count`` users, products and orders (a third each), ids from ``first_id``, each order
-    pointing at a user and a product of the batch."""
-    third = count // 3
-    lines = []
-    for i in range(first_id, first_id + third):
-        lines.append({"type": "user", "id": i, "name": f"U{i}", "email": f"u{i}@example.com"})
-        lines.append({"type": "product", "id": i, "name": f"P{i}", "price": "9.99"})
-        lines.append({"type": "order", "id": i, "user_id": i, "product_id": i, "quantity": 1})
-    return b"".join(orjson.dumps(line) + b"\n" for line in lines)
-
-
-def counts(cluster) -> dict[str, int]:
-    return {name: cluster.servers[name].count(f"store_{name}", name) for name in SEEDED}
+from tests.cluster.shared import SEEDED, batch, counts
 
 
 def test_the_report_s_commands_seed_each_server(cluster, client):

@@ -17,9 +17,7 @@ import psycopg
 import pytest
 
 from tests.cluster.harness import wait_for
-from tests.cluster.test_database_dies import _outline
-from tests.cluster.test_deployment import batch, counts
-from tests.cluster.test_worker_dies import _waiting_port
+from tests.cluster.shared import batch, counts, outline, waiting_port
 
 #: The configured timeouts (the defaults), and room for a busy machine.
 WITHIN = 5 + 10 + 5
@@ -76,9 +74,9 @@ def test_a_server_cut_off_by_the_network_does_not_hang_the_api(cluster, client):
     users_idle = [_timed(f"{cluster.url}/users/?page_size=50")[1] for _ in range(10)]
     holder.start()
     try:
-        wait_for(lambda: _waiting_port(products) is None, "no session waits yet", 10)
+        wait_for(lambda: waiting_port(products) is None, "no session waits yet", 10)
         sender.start()
-        wait_for(lambda: _waiting_port(products) is not None, "the ingest waits on products", 60)
+        wait_for(lambda: waiting_port(products) is not None, "the ingest waits on products", 60)
         host.cut()
         cut_at = time.monotonic()
         cut.set()
@@ -101,7 +99,7 @@ def test_a_server_cut_off_by_the_network_does_not_hang_the_api(cluster, client):
         print(
             f"the ingest answered {answer.status_code} {answer_seconds:.1f} s after it began "
             f"({answered_after_cut:.1f} s after the cut, at most): "
-            f"{_outline(answer.json()) if answer.status_code == 200 else answer.text[:300]}"
+            f"{outline(answer.json()) if answer.status_code == 200 else answer.text[:300]}"
         )
     finally:
         host.restore()

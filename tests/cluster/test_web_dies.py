@@ -5,7 +5,7 @@ so clients see no error; started again, it takes its share back."""
 import httpx
 
 from tests.cluster.harness import killed
-from tests.cluster.test_deployment import batch
+from tests.cluster.shared import batch
 
 
 def test_a_dead_gunicorn_is_passed_over_by_nginx(cluster, client):

@@ -7,34 +7,9 @@ worker that runs it is the one whose connection waits, as PostgreSQL itself says
 
 import subprocess
 import time
-from contextlib import contextmanager, suppress
-
-import psycopg
 
 from tests.cluster.harness import killed, wait_for
-from tests.cluster.test_deployment import SEEDED, batch, counts
-
-
-@contextmanager
-def products_locked(cluster):
-    server = cluster.servers["products"]
-    holder = psycopg.connect(server.url("store_products"))
-    try:
-        holder.execute("LOCK TABLE products IN EXCLUSIVE MODE")
-        yield server
-    finally:
-        with suppress(psycopg.OperationalError):  # the server may have been stopped meanwhile
-            holder.rollback()
-        holder.close()
-
-
-def _waiting_port(server) -> int | None:
-    """The client port of a connection waiting for a lock on the products server."""
-    with psycopg.connect(server.url("store_products"), autocommit=True) as connection:
-        row = connection.execute(
-            "SELECT client_port FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-        ).fetchone()
-    return row[0] if row else None
+from tests.cluster.shared import SEEDED, batch, counts, products_locked, waiting_port
 
 
 def _owner(cluster, port: int) -> str:
@@ -58,8 +33,8 @@ def test_a_job_whose_worker_is_killed_is_finished_by_the_other_exactly_once(clus
         )
         assert submitted.status_code == 202, submitted.text[:500]
         url = f"/ingest/jobs/{submitted.json()['id']}/"
-        wait_for(lambda: _waiting_port(server) is not None, "the job waits on products", 60)
-        victim = _owner(cluster, _waiting_port(server))
+        wait_for(lambda: waiting_port(server) is not None, "the job waits on products", 60)
+        victim = _owner(cluster, waiting_port(server))
         assert victim.startswith("worker"), victim
         killed(cluster.processes.pop(victim))
         partial = counts(cluster)
