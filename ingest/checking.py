@@ -16,7 +16,7 @@ report) or, in a dry run or an atomic batch, by ``ingest.checked_first``. Record
 get one above every id in use and every explicit id of the batch (:func:`highest_explicit_id`).
 """
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any
@@ -76,8 +76,25 @@ def check_records(
 
     With ``on_chunk``, every ``chunk_size`` checked rows are handed over as soon as they are
     ready (``on_chunk(first row number, rows)``), so that a writer can start on them while the
-    rest is checked. This loop runs once per record of every batch, so it sticks to local names
-    and early exits.
+    rest is checked.
+    """
+    steps = check_in_chunks(records, resource, chunk_size=chunk_size if on_chunk else 0)
+    while True:
+        try:
+            start, rows = next(steps)
+        except StopIteration as done:
+            return done.value
+        on_chunk(start, rows)
+
+
+def check_in_chunks(
+    records: Sequence[Any], resource: Resource, *, chunk_size: int = 0
+) -> Generator[tuple[int, list[Row]], None, Checked]:
+    """:func:`check_records` one chunk at a time: yields ``(first row number, rows)`` as each
+    ``chunk_size`` rows are checked (and the last, shorter chunk), and returns the
+    :class:`Checked` (``StopIteration.value``); with ``chunk_size=0`` it yields nothing. A caller
+    can so take turns between the types (``ingest.streaming``). This loop runs once per record
+    of every batch, so it sticks to local names and early exits.
     """
     checked = Checked(resource, received=len(records))
     rows, positions, skipped = checked.rows, checked.positions, checked.skipped
@@ -85,7 +102,7 @@ def check_records(
     values_of = attrgetter(*resource.fields)
     claimed: dict[int, int] = {}  # explicit id -> index of the valid record that has it
     handed_over = 0
-    next_handover = chunk_size if on_chunk is not None else -1
+    next_handover = chunk_size or -1
     max_id = MAX_BIGINT
     for index, record in enumerate(records):
         if type(record) is not record_type:
@@ -100,7 +117,7 @@ def check_records(
                     rows.append((record_id,) + values)
                     positions.append(index)
                     if len(rows) == next_handover:
-                        on_chunk(handed_over, rows[handed_over:])
+                        yield handed_over, rows[handed_over:]
                         handed_over, next_handover = next_handover, next_handover + chunk_size
                     continue
                 errors = _repeated_id_reason(resource, claimed[record_id])
@@ -118,10 +135,10 @@ def check_records(
         rows.append((record_id,) + values)
         positions.append(index)
         if len(rows) == next_handover:
-            on_chunk(handed_over, rows[handed_over:])
+            yield handed_over, rows[handed_over:]
             handed_over, next_handover = next_handover, next_handover + chunk_size
-    if on_chunk is not None and len(rows) > handed_over:
-        on_chunk(handed_over, rows[handed_over:])
+    if chunk_size and len(rows) > handed_over:
+        yield handed_over, rows[handed_over:]
     checked.ids_above = highest_explicit_id(records, resource) if len(rows) > len(claimed) else 0
     return checked
 

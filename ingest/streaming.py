@@ -23,7 +23,7 @@ The picture of a batch in ``ingest.pipeline`` is this module:
 """
 
 import queue
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from concurrent.futures import Future
 from contextlib import ExitStack
 from typing import Any
@@ -32,7 +32,7 @@ from django.conf import settings
 from django.db import DatabaseError
 
 from common.data.unreachable import unreachable
-from ingest.checking import Checked, check_records, highest_explicit_id
+from ingest.checking import Checked, check_in_chunks, highest_explicit_id
 from ingest.records import Batch
 from ingest.resources import ORDERS, PRODUCTS, USERS, Resource, Row
 from ingest.results import (
@@ -85,23 +85,21 @@ def ingest_streaming(batch: Batch, run: Run) -> IngestResult:
         # checked, and waits, uncommitted, for the users and products it points at; inline, the
         # orders can only be written after those.
         orders_written = write_orders() if pools[ORDERS_DB].threaded else None
-        orders = check_records(
-            batch.orders, ORDERS, chunk_size=size, on_chunk=lambda _, rows: order_chunks.put(rows)
-        )
-        order_chunks.put(None)
-        batch.orders = []  # the rows hold what is needed; let the decoded records go
-        users, user_chunks = _check_and_write(
+        user_writes = _ChunkWriter(
             batch.users, USERS, pools[USERS_DB], user_services.users_bulk_insert, run
         )
-        batch.users = []
-        products, product_chunks = _check_and_write(
-            batch.products,
-            PRODUCTS,
-            pools[PRODUCTS_DB],
-            product_services.products_bulk_insert,
-            run,
+        product_writes = _ChunkWriter(
+            batch.products, PRODUCTS, pools[PRODUCTS_DB], product_services.products_bulk_insert, run
         )
-        batch.products = []
+        orders, users, products = _take_turns(
+            (check_in_chunks(batch.orders, ORDERS, chunk_size=size), order_chunks.put),
+            (check_in_chunks(batch.users, USERS, chunk_size=size), user_writes.write),
+            (check_in_chunks(batch.products, PRODUCTS, chunk_size=size), product_writes.write),
+        )
+        order_chunks.put(None)
+        # The rows hold what is needed; let the decoded records go.
+        batch.orders, batch.users, batch.products = [], [], []
+        user_chunks, product_chunks = user_writes.submitted, product_writes.submitted
 
         users_result, products_result = result_of(users), result_of(products)
         _collect(users, user_chunks, users_result, run)
@@ -128,31 +126,61 @@ def _abandon(references: Future, order_chunks: queue.SimpleQueue) -> None:
         references.set_exception(RuntimeError("the ingest stopped before its orders were checked"))
 
 
-def _check_and_write(
-    records: Sequence[Any], resource: Resource, pool: WriterPool, writer: Callable, run: Run
-) -> tuple[Checked, list[tuple[int, list[Row], Future]]]:
-    """Check records and hand each full chunk to ``pool`` as soon as it is checked."""
-    size = settings.INGEST_CHUNK_SIZE
-    submitted: list[tuple[int, list[Row], Future]] = []
-    ids_above: int | None = None  # found only if some record comes without an id
-    writer = _UntilUnavailable(writer)
+def _take_turns(*checks: tuple[Generator, Callable[[list[Row]], None]]) -> list[Checked]:
+    """Check the types a chunk at a time each, in turn, handing each chunk to its writer
+    (``hand_over(rows)``) as soon as it is checked; the :class:`Checked` of each type.
 
-    def write(start: int, rows: list[Row]) -> None:
-        nonlocal ids_above
-        if ids_above is None and any(row[0] is None for row in rows):
-            ids_above = highest_explicit_id(records, resource)
-        future = pool.submit(
+    In turn, not one type after the other, so that every writer has work from the start: checked
+    one after the other, the last type's writer started only when the others were nearly done,
+    and the batch waited 260 ms of 850 at the end for its ten chunks, one after the other
+    (300,000 records; their turn taken, the same batch takes 650-700 ms in-process).
+    """
+    checked: list[Checked | None] = [None] * len(checks)
+    waiting = list(enumerate(checks))
+    while waiting:
+        for item in list(waiting):
+            number, (steps, hand_over) = item
+            try:
+                _, rows = next(steps)
+            except StopIteration as done:
+                checked[number] = done.value
+                waiting.remove(item)
+            else:
+                hand_over(rows)
+    return checked  # type: ignore[return-value]
+
+
+class _ChunkWriter:
+    """Hands a type's checked chunks to its database's writer thread, each its own transaction;
+    ``submitted`` keeps ``(first row number, rows, future)`` of each."""
+
+    def __init__(
+        self,
+        records: Sequence[Any],
+        resource: Resource,
+        pool: WriterPool,
+        writer: Callable,
+        run: Run,
+    ) -> None:
+        self.records, self.resource, self.pool, self.run = records, resource, pool, run
+        self.writer = _UntilUnavailable(writer)
+        self.submitted: list[tuple[int, list[Row], Future]] = []
+        self.written = 0
+        self.ids_above: int | None = None  # found only if some record comes without an id
+
+    def write(self, rows: list[Row]) -> None:
+        start, self.written = self.written, self.written + len(rows)
+        if self.ids_above is None and any(row[0] is None for row in rows):
+            self.ids_above = highest_explicit_id(self.records, self.resource)
+        future = self.pool.submit(
             _unless_stopped,
-            run,
-            writer,
+            self.run,
+            self.writer,
             rows,
-            ids_above=ids_above or 0,
-            ledger_key=run.ledger(resource, start // size),
+            ids_above=self.ids_above or 0,
+            ledger_key=self.run.ledger(self.resource, start // settings.INGEST_CHUNK_SIZE),
         )
-        submitted.append((start, rows, future))
-
-    checked = check_records(records, resource, chunk_size=size, on_chunk=write)
-    return checked, submitted
+        self.submitted.append((start, rows, future))
 
 
 class _UntilUnavailable:
