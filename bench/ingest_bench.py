@@ -366,9 +366,16 @@ def _proc_status(pid: int) -> dict[str, int]:
 
 
 @contextmanager
-def gunicorn(data_dir: Path, urls: dict[str, str] | None = None, prepare=None, workers: int = 1):
+def gunicorn(
+    data_dir: Path,
+    urls: dict[str, str] | None = None,
+    prepare=None,
+    workers: int = 1,
+    shipped: bool = False,
+):
     """Fresh databases (``init_db``), an API key, then gunicorn as production runs it (``workers``
-    processes, four threads each) on a free port, warmed up by one read. ``prepare(env)``, if given,
+    processes, four threads each; with ``shipped``, the shipped ``config/gunicorn.conf.py`` as it
+    is, a process per core) on a free port, warmed up by one read. ``prepare(env)``, if given,
     runs before the server starts (to load data without touching the worker's memory).
     Yields ``(port, token, worker pid)``; the server is stopped on the way out."""
     env = _service_env(data_dir, urls)
@@ -383,13 +390,16 @@ def gunicorn(data_dir: Path, urls: dict[str, str] | None = None, prepare=None, w
     ).stdout.strip()
     if prepare:
         prepare(env)
-    env["API_INGEST_RATE"] = env["API_WRITE_RATE"] = ""  # the benchmark measures, not limits
+    # The benchmark measures, not limits.
+    env["API_INGEST_RATE"] = env["API_WRITE_RATE"] = env["API_ANON_READ_RATE"] = ""
     port = _free_port()
-    server = subprocess.Popen(
-        [
-            PYTHON,
-            "-m",
-            "gunicorn",
+    if shipped:
+        env.update(
+            GUNICORN_BIND=f"127.0.0.1:{port}", GUNICORN_LOG_LEVEL="warning", GUNICORN_TIMEOUT="300"
+        )
+        command = ["--config", "config/gunicorn.conf.py", "config.wsgi"]
+    else:
+        command = [
             "config.wsgi",
             "--bind",
             f"127.0.0.1:{port}",
@@ -401,10 +411,8 @@ def gunicorn(data_dir: Path, urls: dict[str, str] | None = None, prepare=None, w
             "300",
             "--log-level",
             "warning",
-        ],
-        cwd=ROOT,
-        env=env,
-    )
+        ]
+    server = subprocess.Popen([PYTHON, "-m", "gunicorn", *command], cwd=ROOT, env=env)
     try:
         deadline = time.monotonic() + 30
         while True:

@@ -30,6 +30,7 @@ from common.http.auth import (
 )
 from common.http.json import ORJSONParser, dumps
 from common.http.query import query_choice, query_flag, strict_query
+from common.ops.gunicorn_worker import ingesting
 from ingest import bodies, idempotency, jobs, pipeline
 from ingest.actions import ACTIONS, INSERT
 from ingest.job_serializers import IngestJobSerializer
@@ -205,7 +206,9 @@ class IngestView(APIView):
     def post(self, request: Request) -> HttpResponse:
         # A batch is hundreds of thousands of records from decoding to the response: see
         # common.data.gc_tuning for why the collector runs less often meanwhile.
-        with fewer_collections():
+        # It also leaves new connections to this server's other processes meanwhile
+        # (common.ops.gunicorn_worker): reads that land here wait for the GIL at every step.
+        with fewer_collections(), ingesting():
             return self._post(request)
 
     def _post(self, request: Request) -> HttpResponse:

@@ -71,14 +71,24 @@ def listening(port: int) -> bool:
 
 
 @contextmanager
-def gunicorn(workers: int = 1, threads: int = 4, port: int | None = None, **env: str):
-    """A gunicorn serving the app on the test databases; yields (base URL, master process)."""
+def gunicorn(
+    workers: int = 1, threads: int = 4, port: int | None = None, shipped: bool = False, **env: str
+):
+    """A gunicorn serving the app on the test databases; yields (base URL, master process).
+    With ``shipped``, it runs the shipped ``config/gunicorn.conf.py`` (its worker class), with
+    ``workers`` and ``threads`` given through its variables."""
     port = port or free_port()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
+    if shipped:
+        command = ["--config", "config/gunicorn.conf.py", "config.wsgi"]
+        env = {
+            "GUNICORN_BIND": f"127.0.0.1:{port}",
+            "WEB_CONCURRENCY": str(workers),
+            "GUNICORN_THREADS": str(threads),
+            "GUNICORN_LOG_LEVEL": "warning",
+            **env,
+        }
+    else:
+        command = [
             "config.wsgi",
             "--bind",
             f"127.0.0.1:{port}",
@@ -90,7 +100,9 @@ def gunicorn(workers: int = 1, threads: int = 4, port: int | None = None, **env:
             "120",
             "--log-level",
             "warning",
-        ],
+        ]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", *command],
         cwd=ROOT,
         env=process_env(**env),
         start_new_session=True,

@@ -106,7 +106,7 @@ def test_gunicorn_configuration_loads(monkeypatch):
     monkeypatch.setenv("EXPORT_MAX_STREAMS", "")  # recorded, so that the test's value goes
     monkeypatch.delenv("EXPORT_MAX_STREAMS")
     namespace = _gunicorn_config()
-    assert namespace["worker_class"] == "gthread"
+    assert namespace["worker_class"] == "common.ops.gunicorn_worker.IngestAwareWorker"
     assert namespace["workers"] >= 1
     assert namespace["threads"] >= 1
 

@@ -1,0 +1,130 @@
+"""The shipped gunicorn worker: a process running an ingest leaves new connections to the others.
+
+Real gunicorn, with the shipped config and two processes. The ingests are held still by the
+products database's write lock (taken from outside, ``tests.live.products_write_lock``): users
+chunks commit, then the ingest waits on its products chunk for as long as the test holds the
+lock. Which process took a connection is read from the processes' own sockets (psutil), so
+nothing here depends on timing.
+"""
+
+import http.client
+import json
+import threading
+import time
+
+import psutil
+import pytest
+
+from tests import live
+from users_svc.models import User
+
+pytestmark = pytest.mark.django_db(databases="__all__", transaction=True)
+
+
+def _batch(first_id: int) -> bytes:
+    """50 users and 50 products, ids from ``first_id``."""
+    ids = range(first_id, first_id + 50)
+    return json.dumps(
+        {
+            "users": [{"id": i, "name": f"U{i}", "email": f"u{i}@example.com"} for i in ids],
+            "products": [{"id": i, "name": f"P{i}", "price": "2.50"} for i in ids],
+        }
+    ).encode()
+
+
+def _owner(server, client_port: int) -> int:
+    """The pid of the gunicorn process holding the server side of the client's connection."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        for worker in psutil.Process(server.pid).children():
+            for connection in worker.net_connections(kind="tcp"):
+                if connection.raddr and connection.raddr.port == client_port:
+                    return worker.pid
+        time.sleep(0.01)
+    raise AssertionError(f"no gunicorn process holds the connection from port {client_port}")
+
+
+def _read(base_url: str, server) -> int:
+    """A read on a new connection, kept open until its owner is found; that owner's pid."""
+    host, port = base_url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=30)
+    try:
+        connection.request("GET", "/users/?page_size=5")
+        response = connection.getresponse()
+        response.read()
+        assert response.status == 200
+        return _owner(server, connection.sock.getsockname()[1])
+    finally:
+        connection.close()
+
+
+class _Post(threading.Thread):
+    """POST /ingest/ on its own connection; ``port`` is its local port once connected."""
+
+    def __init__(self, base_url: str, token: str, body: bytes) -> None:
+        super().__init__(daemon=True)
+        host, port = base_url.removeprefix("http://").split(":")
+        self.connection = http.client.HTTPConnection(host, int(port), timeout=60)
+        self.connection.connect()
+        self.port = self.connection.sock.getsockname()[1]
+        self.token, self.body = token, body
+        self.status: int | None = None
+
+    def run(self) -> None:
+        self.connection.request(
+            "POST",
+            "/ingest/",
+            self.body,
+            {"Content-Type": "application/json", "Authorization": f"Token {self.token}"},
+        )
+        response = self.connection.getresponse()
+        response.read()
+        self.status = response.status
+        self.connection.close()
+
+
+def _wait_for(condition, what: str, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.01)
+
+
+def test_a_process_running_an_ingest_leaves_new_connections_to_the_other(api_token):
+    with (
+        live.gunicorn(workers=2, threads=4, shipped=True) as (base_url, server),
+    ):
+        with live.products_write_lock():
+            post = _Post(base_url, api_token, _batch(1))
+            post.start()
+            _wait_for(User.objects.exists, "the ingest never committed its users")
+            busy = _owner(server, post.port)
+            readers = {_read(base_url, server) for _ in range(20)}
+            assert busy not in readers, "a read was accepted by the process running the ingest"
+        post.join(timeout=30)
+        assert post.status == 200
+        # Done, the process takes connections again (each new one goes to either process).
+        for _ in range(200):
+            if _read(base_url, server) == busy:
+                break
+        else:
+            raise AssertionError("the process never accepted again after its ingest")
+
+
+def test_when_every_process_is_ingesting_the_last_one_still_accepts(api_token):
+    with (
+        live.gunicorn(workers=2, threads=4, shipped=True) as (base_url, server),
+        live.products_write_lock(),
+    ):
+        first = _Post(base_url, api_token, _batch(1))
+        first.start()
+        _wait_for(lambda: User.objects.count() == 50, "the first ingest never wrote its users")
+        second = _Post(base_url, api_token, _batch(51))  # the other process takes it
+        second.start()
+        _wait_for(lambda: User.objects.count() == 100, "the second ingest never wrote its users")
+        assert _owner(server, second.port) != _owner(server, first.port)
+        # Both processes ingest: the second, last to begin, still takes new connections.
+        assert _read(base_url, server) == _owner(server, second.port)
+    for post in (first, second):
+        post.join(timeout=30)
+        assert post.status == 200
