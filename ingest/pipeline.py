@@ -34,7 +34,7 @@ How a batch flows (the default mode); each arrow is a chunk of ``INGEST_CHUNK_SI
                                                                             chunk 1, 2, …
     wait for users and products; hand their inserted ids to the orders writer
                           check every order's user and product exist (ids this batch
-                          inserted are known; others: one query per chunk per database),
+                          inserted are known; others: one query per database),
                           delete the orders that point nowhere, COMMIT
 
 An explicit ``id`` that already exists, or that an earlier valid record of the batch has, is

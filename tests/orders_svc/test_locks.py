@@ -125,7 +125,7 @@ def test_a_product_deleted_while_an_ingest_writes_its_orders_waits_then_is_refus
     api_token, pause_after_check
 ):
     install, *_ = pause_after_check
-    install("reference_errors")  # the bulk path's check, just before its commit
+    install("reference_errors_by_chunk")  # the bulk path's check, just before its commit
     user = user_create(name="Ann", email="ann@example.com")
     product = product_create(name="Lamp", price=Decimal("10.00"))
     orders = [{"user_id": user.id, "product_id": product.id, "quantity": q} for q in (1, 2, 3)]
