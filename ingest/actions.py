@@ -108,6 +108,8 @@ def sort_records(records: Sequence[Any], resource: Resource, default: str) -> So
         result.by_action[action] = _in_request_order(checked, indexes)
     if sum(1 for checked in result.by_action.values() if checked.rows) > 1:
         _skip_repeated_ids(result)  # one action alone: its own check found every repeat
+    for action in (UPSERT, UPDATE, DELETE):
+        _in_id_order(result.by_action[action])
     result.ids_above = max(
         (row[0] for c in result.by_action.values() for row in c.rows if row[0] is not None),
         default=0,
@@ -116,6 +118,24 @@ def sort_records(records: Sequence[Any], resource: Resource, default: str) -> So
 
 
 _KNOWN = frozenset(ACTIONS)
+
+
+def _in_id_order(checked: Checked) -> None:
+    """Put rows that change stored ones in id order (each keeps its request index), so that a
+    chunk changes one stretch of the table instead of pages all over it: each chunk is its own
+    transaction, and SQLite writes every page a transaction changed to its log at the commit.
+    In request order, a 300,000-record upsert of shuffled ids committed nearly the whole users
+    file ten times over (40-50 ms a commit).
+    """
+    if len(checked.rows) < 2:
+        return
+    pairs = sorted(zip(checked.rows, checked.positions, strict=True), key=_row_id)
+    checked.rows = [row for row, _ in pairs]
+    checked.positions = [position for _, position in pairs]
+
+
+def _row_id(pair: tuple[Row, int]) -> int:
+    return pair[0][0]
 
 
 def action_of(raw: Any, default: str) -> tuple[str, Reasons | None]:
