@@ -37,6 +37,8 @@ import time
 from contextlib import closing, contextmanager
 from pathlib import Path
 
+from bench.targets import check
+
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 
@@ -560,7 +562,7 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=100_000, help="records of each type")
     parser.add_argument("--invalid", type=float, default=0.05, help="share of invalid records")
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--naive-subset", type=int, default=2_000)
     parser.add_argument("--only", help="comma-separated approaches to run (raw always runs)")
     parser.add_argument(
@@ -628,9 +630,9 @@ def main() -> None:
         results = {kind: run() for kind, run in plan.items() if kind in wanted}
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    report(results, total)
     if args.chart:
         chart(results, total, args.chart, f"{total:,} records, {os.cpu_count()} CPUs")
+    report(results, total, args.chart)
 
 
 LABELS = {
@@ -645,7 +647,7 @@ LABELS = {
 }
 
 
-def report(results: dict[str, list[dict]], total: int) -> None:
+def report(results: dict[str, list[dict]], total: int, chart_path: Path | None = None) -> None:
     def rate(run: dict) -> float:
         return run.get("records", total) / run["seconds"]
 
@@ -696,21 +698,39 @@ def report(results: dict[str, list[dict]], total: int) -> None:
     if "pipeline_threads" in best and "pipeline_inline" in best:
         gain = rate(best["pipeline_threads"]) / rate(best["pipeline_inline"])
         print(f"writer threads vs none: {gain:.2f}x")
-    for served, raw, name in (("http", "raw", "SQLite"), ("http_pg", "raw_pg", "PostgreSQL")):
+    for served, raw, name, goal in (
+        ("http", "raw", "SQLite", SQLITE_TARGET),
+        ("http_pg", "raw_pg", "PostgreSQL", POSTGRES_TARGET),
+    ):
         if served not in best:
             continue
         run = best[served]
         ratio = rate(run) / rate(best[raw])
-        growth = run["server_rss_growth_mb"] / run["body_mb"]
-        medians = statistics.median(rate(r) for r in results[served]) / statistics.median(
+        median = statistics.median(rate(r) for r in results[served]) / statistics.median(
             rate(r) for r in results[raw]
         )
-        print(
-            f"{name}: end to end vs raw {ratio:.2f}x best, {medians:.2f}x median "
-            f"(target >= 0.60x: {'met' if ratio >= 0.6 else 'NOT met'}); server RSS growth "
-            f"{run['server_rss_growth_mb']:.0f} MiB for a {run['body_mb']:.1f} MiB body = "
-            f"{growth:.1f}x (target < 10x: {'met' if growth < 10 else 'NOT met'})"
+        check(
+            f"{name} insert, end to end vs raw ({len(results[served])} runs)",
+            f"{ratio:.2f}x best, {median:.2f}x median",
+            f">= {goal:.1f}x both",
+            ratio >= goal and median >= goal,
+            chart_path,
         )
+        growth = max(r["server_rss_growth_mb"] / r["body_mb"] for r in results[served])
+        peak = max(r["server_rss_growth_mb"] for r in results[served])
+        check(
+            f"{name} insert, server RSS growth / body",
+            f"{growth:.1f}x ({peak:.0f} MiB for {run['body_mb']:.1f} MiB)",
+            f"< {RSS_TARGET:.0f}x",
+            growth < RSS_TARGET,
+            chart_path if name == "SQLite" else None,
+        )
+
+
+#: The targets (issue 16): end to end over HTTP against the raw baseline of the same run, best
+#: and median of the runs; the server's peak RSS growth during the request (the largest of the
+#: runs) against the body's size.
+SQLITE_TARGET, POSTGRES_TARGET, RSS_TARGET = 1.0, 0.8, 5.0
 
 
 def chart(results: dict[str, list[dict]], total: int, path: Path, subtitle: str) -> None:
