@@ -145,8 +145,12 @@ INGEST_CHUNK_SIZE = env_int("INGEST_CHUNK_SIZE", 10_000, minimum=1)
 # Write users and products on their own threads while the next records are checked. Off: every
 # write runs in the request's thread (slower; the benchmark compares both).
 INGEST_WRITER_THREADS = env_bool("INGEST_WRITER_THREADS", True)
-# Writer threads per PostgreSQL database (SQLite always gets one: one writer per file).
-INGEST_WRITERS_PER_DATABASE = env_int("INGEST_WRITERS_PER_DATABASE", 2, minimum=1)
+# Writer threads per PostgreSQL database (SQLite always gets one: one writer per file). One is
+# faster where the databases share the app's cores: with two, a 300,000-record ingest took
+# 1.22-1.36 s in-process on two cores, with one 1.10-1.27 s (four runs each, alternating), the
+# orders' single transaction being the longest and the others' COPYs taking its CPU. Raise it
+# when each database has a server of its own with cores to spare.
+INGEST_WRITERS_PER_DATABASE = env_int("INGEST_WRITERS_PER_DATABASE", 1, minimum=1)
 # How long an Idempotency-Key is remembered, and how long a request holding one may run before
 # another request with the same key may take over (the first is presumed dead).
 INGEST_IDEMPOTENCY_TTL = env_int("INGEST_IDEMPOTENCY_TTL", 24 * 60 * 60, minimum=1)
