@@ -225,14 +225,18 @@ class IngestView(APIView):
         owner = owner_of(request)
         if key is not None and (replay := _claim_key(key, digest.hexdigest(), owner)):
             return replay
+        # The batch's checked rows, let go with the response once it is sent (see _run).
+        rows: list = []
         try:
             with _released_on_failure(key, owner):
-                status, response_body, job = _execute(request, received, options, key, owner)
+                status, response_body, job = _execute(request, received, options, key, owner, rows)
         except pipeline.WriteFailed as exc:  # an atomic batch: the body says what was kept
             return _json_response(dumps(exc.as_dict()), 503, **{"Retry-After": "5"})
         if key is not None:
             _complete_key(key, owner, status, response_body, options)
-        return _respond(request, status, response_body, job)
+        response = _respond(request, status, response_body, job)
+        response.checked_rows = rows  # freed with the response, after the client has it
+        return response
 
 
 @dataclass(frozen=True)
@@ -262,12 +266,13 @@ def _execute(
     options: _Options,
     key: str | None,
     owner: str,
+    rows: list,
 ) -> tuple[int, bytes, jobs.IngestJob | None]:
     """Run the batch now, or store it as a job: ``(status, response body, job or None)``."""
     if options.in_background:
         job = _submit(received, options=options, owner=owner)
         return 202, dumps(IngestJobSerializer(job, context={"request": request}).data), job
-    status, body = _run(received, options=options, ledger_key=_ledger_key(key, owner))
+    status, body = _run(received, options=options, ledger_key=_ledger_key(key, owner), rows=rows)
     return status, body, None
 
 
@@ -309,15 +314,17 @@ def _submit(received: bodies.Received, *, options: _Options, owner: str) -> jobs
 
 
 def _run(
-    received: bodies.Received, *, options: _Options, ledger_key: str | None
+    received: bodies.Received, *, options: _Options, ledger_key: str | None, rows: list
 ) -> tuple[int, bytes]:
-    """Run the batch now: ``(status, response body)``."""
+    """Run the batch now: ``(status, response body)``. The checked rows go into ``rows``, to be
+    let go once the answer is sent: freeing those of 300,000 records took 30 ms before it."""
     result = pipeline.ingest(
         received.batch,
         action=options.action,
         dry_run=options.dry_run,
         atomic=options.atomic,
         ledger_key=ledger_key,
+        let_go_later=rows,
     )
     received.batch = None  # the pipeline let the records go; so do we
     outcome = result.as_dict()

@@ -90,6 +90,7 @@ def ingest(
     on_progress: Callable[[int], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     per_record: bool = False,
+    let_go_later: list | None = None,
 ) -> IngestResult:
     """Run a batch through the pipeline (see the module docstring).
 
@@ -101,7 +102,9 @@ def ingest(
     before each chunk (an aborted job, see ``ingest.runs``); once it says yes, nothing more is
     written and the result says which records were not processed (``aborted``). With
     ``per_record`` the result keeps what ``ingest.outcomes`` needs to give every record its
-    outcome (a job's results); a request lets those rows go before its answer is built.
+    outcome (a job's results); a request lets those rows go before its answer is built, or,
+    given a ``let_go_later`` list, puts them there for the caller to let go once it has
+    answered (freeing 300,000 checked rows took 30 ms, which the client need not wait for).
     """
     started = time.perf_counter()
     run = Run(ledger_key=ledger_key, on_progress=on_progress, should_stop=should_stop)
@@ -118,10 +121,10 @@ def ingest(
                 result = ingest_streaming(batch, run)
     except WriteFailed as exc:
         if not per_record and exc.result is not None:
-            _drop_per_record(exc.result)
+            _drop_per_record(exc.result, let_go_later)
         raise
     if not per_record:
-        _drop_per_record(result)
+        _drop_per_record(result, let_go_later)
     if run.stopped and any(section.unprocessed for section in result.sections):
         result.aborted = True  # (a run held in transactions says so itself)
     result.seconds = time.perf_counter() - started
@@ -130,9 +133,12 @@ def ingest(
     return result
 
 
-def _drop_per_record(result: IngestResult) -> None:
-    """Let the checked rows and the ids by index go: only a job's results need them."""
+def _drop_per_record(result: IngestResult, let_go_later: list | None = None) -> None:
+    """Let the checked rows and the ids by index go (into ``let_go_later``, if given): only a
+    job's results need them."""
     for section in result.sections:
+        if let_go_later is not None:
+            let_go_later.append((section.sources, section.done_at))
         section.sources, section.done_at = [], None
 
 
