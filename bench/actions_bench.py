@@ -41,15 +41,12 @@ import argparse
 import json
 import os
 import random
-import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 from bench.ingest_bench import (
@@ -65,6 +62,7 @@ from bench.ingest_bench import (
     raw_sqlite_files,
     timed_post,
 )
+from bench.profiles import profile_summary, profiled
 from bench.targets import check
 
 ACTIONS = ("upsert", "update", "delete")
@@ -546,31 +544,6 @@ def run_raw(
     }
 
 
-def _py_spy() -> str | None:
-    beside = Path(sys.executable).parent / "py-spy"
-    return str(beside) if beside.exists() else shutil.which("py-spy")
-
-
-@contextmanager
-def _profiled(output: str | None, pid: int):
-    """py-spy samples the worker while the block runs (collapsed stacks into ``output``)."""
-    if not output:
-        yield
-        return
-    spy = subprocess.Popen(
-        [_py_spy(), "record", "--pid", str(pid), "--rate", "200", "--format", "raw"]
-        + ["--nonblocking", "--output", output],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    time.sleep(1.5)  # let it attach
-    try:
-        yield
-    finally:
-        spy.send_signal(signal.SIGINT)
-        spy.wait(timeout=60)
-
-
 def run_http(
     body_path: Path,
     data_dir: Path,
@@ -596,7 +569,7 @@ def run_http(
 
     with gunicorn(data_dir, urls, prepare=load) as (port, token, worker):
         body = body_path.read_bytes()
-        with _profiled(profile, worker):
+        with profiled(profile, worker):
             run = timed_post(port, f"/ingest/?action={action}", body, token, worker)
     result = run.pop("result")
     counts = {
@@ -687,36 +660,6 @@ def chart(results: dict, total: int, path: Path, subtitle: str) -> None:
             panels.append((title.replace("100,000", f"{total // 3:,}"), bars))
     if panels:
         print(f"chart: {update(panels, path, subtitle)}")
-
-
-def profile_summary(path: Path, top: int = 12) -> str:
-    """What py-spy saw (its raw, collapsed stacks): the functions most often on top of a stack
-    (self time), and the project's own functions by the share of samples they were in, leaving
-    out the request's chain (middleware, the view: frames in more than 90% of the samples)."""
-    own: dict[str, int] = {}
-    inside: dict[str, int] = {}
-    samples = 0
-    for line in path.read_text().splitlines():
-        stack, _, count = line.rpartition(" ")
-        if not stack or not count.isdigit():
-            continue
-        frames = [re.sub(r":\d+\)$", ")", frame) for frame in stack.split(";")]
-        samples += int(count)
-        own[frames[-1]] = own.get(frames[-1], 0) + int(count)
-        for frame in set(frames):
-            if re.search(r"[(/](ingest|common|users_svc|products_svc|orders_svc)/\w+", frame):
-                inside[frame] = inside.get(frame, 0) + int(count)
-    inside = {frame: n for frame, n in inside.items() if n <= 0.9 * samples}
-
-    def lines(counts: dict[str, int]) -> str:
-        ranked = sorted(counts.items(), key=lambda item: -item[1])[:top]
-        return "\n".join(f"  {n / max(samples, 1):6.1%}  {frame}" for frame, n in ranked)
-
-    return (
-        f"{samples} samples of the busy threads.\nself time:\n{lines(own)}\n"
-        f"the project's functions below the request's chain, by samples inside them:\n"
-        f"{lines(inside)}"
-    )
 
 
 def main() -> None:

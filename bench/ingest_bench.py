@@ -39,6 +39,7 @@ import time
 from contextlib import closing, contextmanager
 from pathlib import Path
 
+from bench.profiles import profile_summary, profiled
 from bench.targets import check
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -456,9 +457,15 @@ def timed_post(port: int, path: str, body: bytes, token: str, worker: int) -> di
     }
 
 
-def run_http(body_path: Path, data_dir: Path, urls: dict[str, str] | None = None) -> dict:
-    """POST /ingest/ against gunicorn (one worker process, production-like settings)."""
-    with gunicorn(data_dir, urls) as (port, token, worker):
+def run_http(
+    body_path: Path,
+    data_dir: Path,
+    urls: dict[str, str] | None = None,
+    profile: str | None = None,
+) -> dict:
+    """POST /ingest/ against gunicorn (one worker process, production-like settings), under
+    py-spy into ``profile`` if given."""
+    with gunicorn(data_dir, urls) as (port, token, worker), profiled(profile, worker):
         run = timed_post(port, "/ingest/", body_path.read_bytes(), token, worker)
     result = run.pop("result")
     return {"inserted": {s: result[s]["inserted"] for s in ("users", "products", "orders")}, **run}
@@ -576,6 +583,12 @@ def main() -> None:
         default=ROOT / "docs" / "ingest-throughput.png",
         help="where to draw the chart (default %(default)s; '' for none)",
     )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="after the measured runs, one more POST /ingest/ per database under py-spy; its "
+        "stacks go to this directory and the top functions are printed",
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--body", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--data-dir", type=Path, help=argparse.SUPPRESS)
@@ -638,11 +651,27 @@ def main() -> None:
                 if kind == "naive" and round_number:  # slow: one run is enough
                     continue
                 results[kind] += plan[kind]()
+        if args.profile:
+            _profile(body_path, args.profile, postgres="http_pg" in results)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     if args.chart:
         chart(results, total, args.chart, f"{total:,} records, {os.cpu_count()} CPUs")
     report(results, total, args.chart)
+
+
+def _profile(body_path: Path, where: Path, postgres: bool) -> None:
+    """One more HTTP run per database under py-spy; print what it saw (``bench.profiles``)."""
+    where.mkdir(parents=True, exist_ok=True)
+    for name, on_postgres in (("sqlite", False), ("postgresql", True)):
+        if on_postgres and not postgres:
+            continue
+        output = where / f"insert-{name}.txt"
+        [run] = measure("http", body_path, 1, postgres=on_postgres, profile=str(output))
+        print(
+            f"\npy-spy, POST /ingest/ on {name} ({run['seconds']:.2f} s under the profiler), "
+            f"{profile_summary(output)}"
+        )
 
 
 LABELS = {

@@ -14,10 +14,14 @@ last process to get busy keeps accepting, so that some process always does. Conn
 already holds (a client's keep-alive connection, nginx's to its upstream) stay with it.
 
 Which processes are busy is shared through a small array in shared memory, made by the gunicorn
-master before it forks the workers: a slot per worker, holding the process id while it ingests.
-A worker that dies mid-ingest leaves its id behind, which counts only while that process lives.
+master when it makes its first worker, before the fork: a slot per worker, holding the process id
+while it ingests. A worker that dies mid-ingest leaves its id behind, which counts only while
+that process lives. Elsewhere (the development server, Celery, tests) nothing is shared and
+:func:`ingesting` does nothing; so too where shared memory cannot be had, and then every process
+keeps accepting, as plain gthread does.
 """
 
+import logging
 import multiprocessing
 import os
 import threading
@@ -28,8 +32,10 @@ from gunicorn.workers.gthread import ThreadWorker
 #: Slots for the processes' ids; more than any WEB_CONCURRENCY on a machine this size.
 SLOTS = 64
 
-#: Made in the master at import (gunicorn imports the worker class before it forks).
-_busy = multiprocessing.Array("i", SLOTS)
+log = logging.getLogger("store.gunicorn")
+
+#: Made in the master, with its first worker (see _share_slots); None elsewhere.
+_busy = None
 
 #: This process's worker, once it runs (None in tests, the dev server, Celery).
 _worker: "IngestAwareWorker | None" = None
@@ -38,6 +44,10 @@ _worker: "IngestAwareWorker | None" = None
 class IngestAwareWorker(ThreadWorker):
     """``gthread``, except that accepting pauses while this process ingests (see the module
     docstring)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        _share_slots()  # gunicorn makes a worker in the master, then forks
 
     def init_process(self) -> None:
         global _worker
@@ -60,7 +70,7 @@ class IngestAwareWorker(ThreadWorker):
     def began_ingest(self) -> None:
         with self._ingests_lock:
             self._ingests += 1
-            if self._ingests > 1:
+            if self._ingests > 1 or _busy is None:
                 return
             with _busy.get_lock():
                 others, free = _busy_others()
@@ -84,6 +94,15 @@ class IngestAwareWorker(ThreadWorker):
             if self._yielding:
                 self._yielding = False
                 self.method_queue.defer(self._reconsider)
+
+
+def _share_slots() -> None:
+    global _busy
+    if _busy is None:
+        try:
+            _busy = multiprocessing.Array("i", SLOTS)
+        except OSError as exc:  # no shared memory (/dev/shm) here: stay a plain gthread worker
+            log.warning("processes busy with an ingest will keep accepting connections (%s)", exc)
 
 
 def _busy_others() -> tuple[int, int | None]:

@@ -11,10 +11,12 @@ import http.client
 import json
 import threading
 import time
+from types import SimpleNamespace
 
 import psutil
 import pytest
 
+from common.ops import gunicorn_worker
 from tests import live
 from users_svc.models import User
 
@@ -128,3 +130,23 @@ def test_when_every_process_is_ingesting_the_last_one_still_accepts(api_token):
     for post in (first, second):
         post.join(timeout=30)
         assert post.status == 200
+
+
+def test_without_shared_memory_a_busy_process_keeps_accepting(monkeypatch, caplog):
+    def no_shared_memory(*args, **kwargs):
+        raise OSError("[Errno 38] Function not implemented")
+
+    monkeypatch.setattr(gunicorn_worker, "_busy", None)
+    monkeypatch.setattr(gunicorn_worker.multiprocessing, "Array", no_shared_memory)
+    gunicorn_worker._share_slots()
+    assert gunicorn_worker._busy is None
+    assert "will keep accepting connections" in caplog.text
+
+    worker = object.__new__(gunicorn_worker.IngestAwareWorker)
+    worker._ingests, worker._ingests_lock = 0, threading.Lock()
+    worker._yielding, worker._slot = False, None
+    worker.cfg = SimpleNamespace(workers=2)
+    worker.began_ingest()
+    assert worker._yielding is False
+    worker.ended_ingest()
+    assert worker._ingests == 0
