@@ -63,11 +63,18 @@ def _read(base_url: str, server) -> int:
 class _Post(threading.Thread):
     """POST /ingest/ on its own connection; ``port`` is its local port once connected."""
 
-    def __init__(self, base_url: str, token: str, body: bytes) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        body: bytes,
+        connection: http.client.HTTPConnection | None = None,
+    ) -> None:
         super().__init__(daemon=True)
         host, port = base_url.removeprefix("http://").split(":")
-        self.connection = http.client.HTTPConnection(host, int(port), timeout=60)
-        self.connection.connect()
+        self.connection = connection or http.client.HTTPConnection(host, int(port), timeout=60)
+        if self.connection.sock is None:
+            self.connection.connect()
         self.port = self.connection.sock.getsockname()[1]
         self.token, self.body = token, body
         self.status: int | None = None
@@ -111,6 +118,43 @@ def test_a_process_running_an_ingest_leaves_new_connections_to_the_other(api_tok
                 break
         else:
             raise AssertionError("the process never accepted again after its ingest")
+
+
+def _kept_alive(base_url: str, server) -> tuple[http.client.HTTPConnection, int]:
+    """A connection kept alive after one read, and the pid of the process holding it."""
+    host, port = base_url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=30)
+    connection.request("GET", "/users/?page_size=5")
+    response = connection.getresponse()
+    response.read()
+    assert response.status == 200
+    assert not response.will_close
+    return connection, _owner(server, connection.sock.getsockname()[1])
+
+
+def test_a_kept_alive_connection_to_the_busy_process_closes_after_its_next_answer(api_token):
+    with live.gunicorn(workers=2, threads=4, shipped=True) as (base_url, server):
+        # Three kept-alive connections: two processes, so two of them share one.
+        held = [_kept_alive(base_url, server) for _ in range(3)]
+        owners = [owner for _, owner in held]
+        busy = next(owner for owner in owners if owners.count(owner) > 1)
+        ingesting_on, reading_on = [c for c, owner in held if owner == busy][:2]
+        with live.products_write_lock():
+            post = _Post(base_url, api_token, _batch(1), connection=ingesting_on)
+            post.start()
+            _wait_for(User.objects.exists, "the ingest never committed its users")
+            reading_on.request("GET", "/users/?page_size=5")
+            response = reading_on.getresponse()
+            response.read()
+            assert response.status == 200
+            assert response.getheader("Connection") == "close"
+            assert response.will_close
+            # The client's next request, on a new connection, goes to the other process.
+            assert _read(base_url, server) != busy
+        post.join(timeout=30)
+        assert post.status == 200
+        for connection, _ in held:
+            connection.close()
 
 
 def test_when_every_process_is_ingesting_the_last_one_still_accepts(api_token):
