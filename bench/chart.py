@@ -32,6 +32,7 @@ TARGETS = "Targets"
 def draw(panels: list[tuple[str, list[tuple]]], path: Path, subtitle: str) -> Path:
     """``panels``: (title, [(approach, records/s[, baseline records/s]), ...]) with the baseline
     first in each."""
+    saved = {"subtitle": subtitle, "panels": panels}  # the table too
     table = next((bars for title, bars in panels if title == TARGETS), None)
     panels = [(title, bars) for title, bars in panels if title != TARGETS]
     columns = max(1, min(len(panels), 2))
@@ -69,9 +70,7 @@ def draw(panels: list[tuple[str, list[tuple]]], path: Path, subtitle: str) -> Pa
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=110)
     plt.close(figure)
-    path.with_suffix(".json").write_text(
-        json.dumps({"subtitle": subtitle, "panels": panels}, indent=1) + "\n"
-    )
+    path.with_suffix(".json").write_text(json.dumps(saved, indent=1) + "\n")
     return path
 
 
