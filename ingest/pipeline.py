@@ -23,15 +23,17 @@ An insert-only batch goes through these stages, each in its own module:
    order, skips with their reasons), which becomes the response body; every batch also counts in
    the metrics and logs one line.
 
-How a batch flows (the default mode); each arrow is a chunk of ``INGEST_CHUNK_SIZE`` rows::
+How a batch flows (the default mode); each arrow is a chunk of ``INGEST_CHUNK_SIZE`` rows, and
+the main thread checks a chunk of each type in turn (orders, users, products, orders, ...)::
 
     main thread           orders writer             users writer          products writer
-    check orders ───────▶ BEGIN (orders locked)
-                          insert chunk 1, 2, …
-    check users ─────────────────────────────────▶ insert + commit
-                                                     chunk 1, 2, …
-    check products ───────────────────────────────────────────────────────▶ insert + commit
-                                                                            chunk 1, 2, …
+    check orders 1 ─────▶ BEGIN (orders locked)
+                          insert chunk 1
+    check users 1 ───────────────────────────────▶ insert + commit
+                                                     chunk 1
+    check products 1 ─────────────────────────────────────────────────────▶ insert + commit
+                                                                            chunk 1
+    check orders 2, users 2, products 2, … (each writer takes its chunks as they come)
     wait for users and products; hand their inserted ids to the orders writer
                           check every order's user and product exist (ids this batch
                           inserted are known; others: one query per database),

@@ -17,12 +17,17 @@ new connection, which another process takes: a reader on one kept-alive connecti
 207 ms (max 233) while three ingests ran, since every read that landed on the busy process
 waited there.
 
-Which processes are busy is shared through a small array in shared memory, made by the gunicorn
-master when it makes its first worker, before the fork: a slot per worker, holding the process id
-while it ingests. A worker that dies mid-ingest leaves its id behind, which counts only while
-that process lives. Elsewhere (the development server, Celery, tests) nothing is shared and
-:func:`ingesting` does nothing; so too where shared memory cannot be had, and then every process
-keeps accepting, as plain gthread does.
+Which processes take new connections is shared through a small array in shared memory, made by
+the gunicorn master when it makes its first worker, before the fork: a slot per worker, with its
+process id and whether it accepts. A process yields only while another live worker of the same
+master accepts, decided under the array's lock (so that of two ingests beginning at once, one
+process keeps accepting), and it checks again on every turn of its loop (at least once a
+second): if the other one has died, is stopping, or began an ingest itself, it accepts again.
+A worker that dies leaves its slot, which counts only while a process with that id is a child of
+the same master. Elsewhere (the development server, Celery, tests) nothing is shared and
+:func:`ingesting` does nothing; so too where shared memory cannot be had, or the lock cannot be
+taken within ``LOCK_WAIT`` (a process killed while it held it): then the process keeps
+accepting, as plain gthread does.
 """
 
 import logging
@@ -33,13 +38,16 @@ from contextlib import contextmanager
 
 from gunicorn.workers.gthread import ThreadWorker
 
-#: Slots for the processes' ids; more than any WEB_CONCURRENCY on a machine this size.
+#: Slots for the workers; more than any WEB_CONCURRENCY on a machine this size.
 SLOTS = 64
+#: Seconds to wait for the array's lock before giving up on yielding this once.
+LOCK_WAIT = 0.5
 
 log = logging.getLogger("store.gunicorn")
 
-#: Made in the master, with its first worker (see _share_slots); None elsewhere.
-_busy = None
+#: Made in the master, with its first worker (see _share_slots); None elsewhere. Slot ``n`` is
+#: ``[2n]``, a worker's process id (0: free), and ``[2n + 1]``, 1 while it accepts.
+_slots = None
 
 #: This process's worker, once it runs (None in tests, the dev server, Celery).
 _worker: "IngestAwareWorker | None" = None
@@ -59,17 +67,25 @@ class IngestAwareWorker(ThreadWorker):
         self._ingests = 0
         self._ingests_lock = threading.Lock()
         self._yielding = False
-        self._slot: int | None = None
-        super().init_process()
+        self._slot = _claim_slot()
+        super().init_process()  # runs the worker until it exits
 
     def load_wsgi(self) -> None:
         super().load_wsgi()
         self.wsgi = _closing_while_yielding(self, self.wsgi)
 
     def set_accept_enabled(self, enabled: bool) -> None:
-        # The main loop calls this with "fewer connections than the limit"; a process that
-        # yields stays closed to new ones until it is done.
+        # The main loop calls this on every turn while this process yields (its listeners are
+        # off, "fewer connections than the limit" says on): the moment to check that another
+        # process still takes the new connections.
+        if self._yielding and not _others_accept(self._slot):
+            self._yielding = False
         super().set_accept_enabled(enabled and not self._yielding)
+        _publish(self._slot, self._accepting and self.alive)
+
+    def handle_exit(self, sig, frame) -> None:
+        _publish(self._slot, False)  # stopping: not one to leave connections to
+        super().handle_exit(sig, frame)
 
     def _reconsider(self) -> None:
         """On the main loop: open or close to new connections as ``_yielding`` now says."""
@@ -78,30 +94,28 @@ class IngestAwareWorker(ThreadWorker):
     def began_ingest(self) -> None:
         with self._ingests_lock:
             self._ingests += 1
-            if self._ingests > 1 or _busy is None:
+            if self._ingests > 1 or self._slot is None:
                 return
-            with _busy.get_lock():
-                others, free = _busy_others()
-                if free is None:  # no slot left: stay open, as a plain gthread worker does
-                    return
-                self._slot = free
-                _busy[free] = os.getpid()
-                self._yielding = others < self.cfg.workers - 1
+            lock = _slots.get_lock()
+            if not lock.acquire(timeout=LOCK_WAIT):
+                log.warning("the workers' lock is held too long: this ingest does not yield")
+                return
+            try:
+                self._yielding = _others_accept(self._slot)
+                if self._yielding:
+                    _publish(self._slot, False)  # at once: a process deciding next sees it
+            finally:
+                lock.release()
         if self._yielding:
             self.method_queue.defer(self._reconsider)
 
     def ended_ingest(self) -> None:
         with self._ingests_lock:
             self._ingests -= 1
-            if self._ingests:
+            if self._ingests or not self._yielding:
                 return
-            if self._slot is not None:
-                with _busy.get_lock():
-                    _busy[self._slot] = 0
-                self._slot = None
-            if self._yielding:
-                self._yielding = False
-                self.method_queue.defer(self._reconsider)
+            self._yielding = False
+        self.method_queue.defer(self._reconsider)
 
 
 def _closing_while_yielding(worker: IngestAwareWorker, app):
@@ -123,31 +137,67 @@ def _closing_while_yielding(worker: IngestAwareWorker, app):
 
 
 def _share_slots() -> None:
-    global _busy
-    if _busy is None:
+    global _slots
+    if _slots is None:
         try:
-            _busy = multiprocessing.Array("i", SLOTS)
+            _slots = multiprocessing.Array("i", 2 * SLOTS)
         except OSError as exc:  # no shared memory (/dev/shm) here: stay a plain gthread worker
             log.warning("processes busy with an ingest will keep accepting connections (%s)", exc)
 
 
-def _busy_others() -> tuple[int, int | None]:
-    """``(other live processes ingesting now, a free slot or None)``; call with the array's
-    lock held."""
-    count, free = 0, None
-    for slot, pid in enumerate(_busy):
-        if pid:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:  # died mid-ingest: its slot is free again
-                _busy[slot] = pid = 0
-            except PermissionError:  # alive, though not ours to signal: it counts
-                pass
-        if pid:
-            count += 1
-        elif free is None:
-            free = slot
-    return count, free
+def _claim_slot() -> int | None:
+    """In a new worker: a free slot (or one of a worker that is gone), now this process's."""
+    if _slots is None:
+        return None
+    lock = _slots.get_lock()
+    if not lock.acquire(timeout=LOCK_WAIT):
+        log.warning("the workers' lock is held too long: this worker will not yield")
+        return None
+    try:
+        for slot in range(SLOTS):
+            if not _is_sibling(_slots[2 * slot]):
+                _slots[2 * slot], _slots[2 * slot + 1] = os.getpid(), 0
+                return slot
+    finally:
+        lock.release()
+    return None  # more workers than slots: this one never yields
+
+
+def _publish(slot: int | None, accepting: bool) -> None:
+    if slot is not None:
+        _slots[2 * slot + 1] = int(accepting)
+
+
+def _others_accept(slot: int | None) -> bool:
+    """Whether another live worker of this master takes new connections now."""
+    if slot is None:
+        return False
+    for other in range(SLOTS):
+        if other != slot and _slots[2 * other + 1] and _is_sibling(_slots[2 * other]):
+            return True
+    return False
+
+
+def _is_sibling(pid: int) -> bool:
+    """Whether ``pid`` is a live process with this process's parent (another worker of the
+    same master, not a process that got a dead worker's id)."""
+    if not pid:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            # "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+            fields = stat.read().rsplit(b")", 1)[1].split()
+        return int(fields[1]) == os.getppid()
+    except FileNotFoundError:
+        return False
+    except OSError:  # no /proc here: alive is the best that can be known
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
 
 
 @contextmanager

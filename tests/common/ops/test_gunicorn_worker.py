@@ -9,9 +9,12 @@ nothing here depends on timing.
 
 import http.client
 import json
+import multiprocessing
+import signal
+import subprocess
+import sys
 import threading
 import time
-from types import SimpleNamespace
 
 import psutil
 import pytest
@@ -92,6 +95,17 @@ class _Post(threading.Thread):
         self.connection.close()
 
 
+def _both_serving(base_url: str, server) -> None:
+    """Wait until each of the two workers has answered a read: gunicorn listens once the first
+    is up, and a worker still loading the app is not one to leave connections to."""
+    owners = set()
+    for _ in range(200):
+        owners.add(_read(base_url, server))
+        if len(owners) == 2:
+            return
+    raise AssertionError("one of the two workers never answered")
+
+
 def _wait_for(condition, what: str, seconds: float = 30) -> None:
     deadline = time.monotonic() + seconds
     while not condition():
@@ -103,6 +117,7 @@ def test_a_process_running_an_ingest_leaves_new_connections_to_the_other(api_tok
     with (
         live.gunicorn(workers=2, threads=4, shipped=True) as (base_url, server),
     ):
+        _both_serving(base_url, server)
         with live.products_write_lock():
             post = _Post(base_url, api_token, _batch(1))
             post.start()
@@ -134,6 +149,7 @@ def _kept_alive(base_url: str, server) -> tuple[http.client.HTTPConnection, int]
 
 def test_a_kept_alive_connection_to_the_busy_process_closes_after_its_next_answer(api_token):
     with live.gunicorn(workers=2, threads=4, shipped=True) as (base_url, server):
+        _both_serving(base_url, server)
         # Three kept-alive connections: two processes, so two of them share one.
         held = [_kept_alive(base_url, server) for _ in range(3)]
         owners = [owner for _, owner in held]
@@ -162,6 +178,7 @@ def test_when_every_process_is_ingesting_the_last_one_still_accepts(api_token):
         live.gunicorn(workers=2, threads=4, shipped=True) as (base_url, server),
         live.products_write_lock(),
     ):
+        _both_serving(base_url, server)
         first = _Post(base_url, api_token, _batch(1))
         first.start()
         _wait_for(lambda: User.objects.count() == 50, "the first ingest never wrote its users")
@@ -180,17 +197,79 @@ def test_without_shared_memory_a_busy_process_keeps_accepting(monkeypatch, caplo
     def no_shared_memory(*args, **kwargs):
         raise OSError("[Errno 38] Function not implemented")
 
-    monkeypatch.setattr(gunicorn_worker, "_busy", None)
+    monkeypatch.setattr(gunicorn_worker, "_slots", None)
     monkeypatch.setattr(gunicorn_worker.multiprocessing, "Array", no_shared_memory)
     gunicorn_worker._share_slots()
-    assert gunicorn_worker._busy is None
+    assert gunicorn_worker._slots is None
     assert "will keep accepting connections" in caplog.text
+    assert gunicorn_worker._claim_slot() is None
 
     worker = object.__new__(gunicorn_worker.IngestAwareWorker)
     worker._ingests, worker._ingests_lock = 0, threading.Lock()
     worker._yielding, worker._slot = False, None
-    worker.cfg = SimpleNamespace(workers=2)
     worker.began_ingest()
     assert worker._yielding is False
     worker.ended_ingest()
     assert worker._ingests == 0
+
+
+def test_a_worker_the_master_let_go_is_not_one_to_leave_connections_to(api_token):
+    # TTOU: the master stops one of its two workers; the one left must never stop accepting.
+    with live.gunicorn(workers=2, threads=4, shipped=True) as (base_url, server):
+        _both_serving(base_url, server)
+        master = psutil.Process(server.pid)
+        master.send_signal(signal.SIGTTOU)
+        _wait_for(lambda: len(master.children()) == 1, "the master kept both workers")
+        with live.products_write_lock():
+            post = _Post(base_url, api_token, _batch(1))
+            post.start()
+            _wait_for(User.objects.exists, "the ingest never committed its users")
+            host, port = base_url.removeprefix("http://").split(":")
+            reader = http.client.HTTPConnection(host, int(port), timeout=10)
+            reader.request("GET", "/users/?page_size=5")  # a timeout here: nobody accepted
+            response = reader.getresponse()
+            response.read()
+            reader.close()
+            assert response.status == 200
+        post.join(timeout=30)
+        assert post.status == 200
+
+
+def test_a_worker_that_dies_is_not_one_to_leave_connections_to():
+    assert gunicorn_worker._is_sibling(0) is False
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        # A child of this process is not a sibling either: its parent is this process.
+        assert gunicorn_worker._is_sibling(child.pid) is False
+    finally:
+        child.kill()
+        child.wait()
+    assert gunicorn_worker._is_sibling(child.pid) is False
+
+
+def test_a_lock_left_held_makes_a_worker_a_plain_one_instead_of_waiting(monkeypatch, caplog):
+    # A worker killed while it held the workers' lock leaves it held for good.
+    slots = multiprocessing.Array("i", 2 * gunicorn_worker.SLOTS)
+    monkeypatch.setattr(gunicorn_worker, "_slots", slots)
+    monkeypatch.setattr(gunicorn_worker, "LOCK_WAIT", 0.1)
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with slots.get_lock():
+            held.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    held.wait(10)
+    try:
+        assert gunicorn_worker._claim_slot() is None
+        worker = object.__new__(gunicorn_worker.IngestAwareWorker)
+        worker._ingests, worker._ingests_lock = 0, threading.Lock()
+        worker._yielding, worker._slot = False, 0
+        worker.began_ingest()  # returns after LOCK_WAIT, without yielding
+        assert worker._yielding is False
+        assert "lock is held too long" in caplog.text
+    finally:
+        release.set()
+        holder.join()
