@@ -27,7 +27,9 @@ A worker that dies leaves its slot, which counts only while a process with that 
 the same master. Elsewhere (the development server, Celery, tests) nothing is shared and
 :func:`ingesting` does nothing; so too where shared memory cannot be had, or the lock cannot be
 taken within ``LOCK_WAIT`` (a process killed while it held it): then the process keeps
-accepting, as plain gthread does.
+accepting, as plain gthread does. Slots are read and written without the lock (a whole int at
+a time); the lock is taken only to decide, so that a process killed while holding it cannot
+stop the others' main loops.
 """
 
 import logging
@@ -46,8 +48,12 @@ LOCK_WAIT = 0.5
 log = logging.getLogger("store.gunicorn")
 
 #: Made in the master, with its first worker (see _share_slots); None elsewhere. Slot ``n`` is
-#: ``[2n]``, a worker's process id (0: free), and ``[2n + 1]``, 1 while it accepts.
+#: ``[2n]``, a worker's process id (0: free), and ``[2n + 1]``, 1 while it accepts. A raw
+#: array: a single int is read and written whole without a lock, and the synchronized kind
+#: would take its lock, without a time limit, on every item (a worker killed while it held it
+#: would then hang every other one). ``_lock`` guards only the decisions, with LOCK_WAIT.
 _slots = None
+_lock = None
 
 #: This process's worker, once it runs (None in tests, the dev server, Celery).
 _worker: "IngestAwareWorker | None" = None
@@ -96,8 +102,7 @@ class IngestAwareWorker(ThreadWorker):
             self._ingests += 1
             if self._ingests > 1 or self._slot is None:
                 return
-            lock = _slots.get_lock()
-            if not lock.acquire(timeout=LOCK_WAIT):
+            if not _lock.acquire(timeout=LOCK_WAIT):
                 log.warning("the workers' lock is held too long: this ingest does not yield")
                 return
             try:
@@ -105,7 +110,7 @@ class IngestAwareWorker(ThreadWorker):
                 if self._yielding:
                     _publish(self._slot, False)  # at once: a process deciding next sees it
             finally:
-                lock.release()
+                _lock.release()
         if self._yielding:
             self.method_queue.defer(self._reconsider)
 
@@ -137,11 +142,12 @@ def _closing_while_yielding(worker: IngestAwareWorker, app):
 
 
 def _share_slots() -> None:
-    global _slots
+    global _slots, _lock
     if _slots is None:
         try:
-            _slots = multiprocessing.Array("i", 2 * SLOTS)
-        except OSError as exc:  # no shared memory (/dev/shm) here: stay a plain gthread worker
+            _slots, _lock = multiprocessing.RawArray("i", 2 * SLOTS), multiprocessing.Lock()
+        except (OSError, ImportError) as exc:  # no shared memory or semaphores here
+            _slots = _lock = None  # stay a plain gthread worker
             log.warning("processes busy with an ingest will keep accepting connections (%s)", exc)
 
 
@@ -149,18 +155,21 @@ def _claim_slot() -> int | None:
     """In a new worker: a free slot (or one of a worker that is gone), now this process's."""
     if _slots is None:
         return None
-    lock = _slots.get_lock()
-    if not lock.acquire(timeout=LOCK_WAIT):
+    if not _lock.acquire(timeout=LOCK_WAIT):
         log.warning("the workers' lock is held too long: this worker will not yield")
         return None
     try:
+        claimed = None
         for slot in range(SLOTS):
             if not _is_sibling(_slots[2 * slot]):
-                _slots[2 * slot], _slots[2 * slot + 1] = os.getpid(), 0
-                return slot
+                _slots[2 * slot] = _slots[2 * slot + 1] = 0  # gone: never "accepting" again
+                if claimed is None:
+                    claimed = slot
+        if claimed is not None:
+            _slots[2 * claimed] = os.getpid()
+        return claimed  # None: more workers than slots, and this one never yields
     finally:
-        lock.release()
-    return None  # more workers than slots: this one never yields
+        _lock.release()
 
 
 def _publish(slot: int | None, accepting: bool) -> None:
@@ -185,9 +194,7 @@ def _is_sibling(pid: int) -> bool:
         return False
     try:
         with open(f"/proc/{pid}/stat", "rb") as stat:
-            # "pid (comm) state ppid ...": comm may hold spaces and parentheses.
-            fields = stat.read().rsplit(b")", 1)[1].split()
-        return int(fields[1]) == os.getppid()
+            return _live_parent(stat.read()) == os.getppid()
     except FileNotFoundError:
         return False
     except OSError:  # no /proc here: alive is the best that can be known
@@ -198,6 +205,17 @@ def _is_sibling(pid: int) -> bool:
         except PermissionError:
             return True
         return True
+
+
+def _live_parent(stat: bytes) -> int | None:
+    """The parent's id from a ``/proc/<pid>/stat`` line, or None for a zombie (a dead worker
+    its master has not reaped yet) or a line that is not what Linux writes there."""
+    try:
+        # "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+        state, parent = stat.rsplit(b")", 1)[1].split()[:2]
+        return None if state == b"Z" else int(parent)
+    except (IndexError, ValueError):
+        return None
 
 
 @contextmanager

@@ -10,6 +10,7 @@ nothing here depends on timing.
 import http.client
 import json
 import multiprocessing
+import os
 import signal
 import subprocess
 import sys
@@ -198,7 +199,7 @@ def test_without_shared_memory_a_busy_process_keeps_accepting(monkeypatch, caplo
         raise OSError("[Errno 38] Function not implemented")
 
     monkeypatch.setattr(gunicorn_worker, "_slots", None)
-    monkeypatch.setattr(gunicorn_worker.multiprocessing, "Array", no_shared_memory)
+    monkeypatch.setattr(gunicorn_worker.multiprocessing, "RawArray", no_shared_memory)
     gunicorn_worker._share_slots()
     assert gunicorn_worker._slots is None
     assert "will keep accepting connections" in caplog.text
@@ -235,6 +236,15 @@ def test_a_worker_the_master_let_go_is_not_one_to_leave_connections_to(api_token
         assert post.status == 200
 
 
+def test_a_zombie_or_a_garbled_stat_line_is_not_a_live_worker():
+    assert gunicorn_worker._live_parent(b"4242 (gunicorn: worker [x]) S 4200 4200 0") == 4200
+    assert gunicorn_worker._live_parent(b"4242 (a ) b) R 4200 1 2") == 4200
+    assert gunicorn_worker._live_parent(b"4242 (gunicorn: worker) Z 4200 4200 0") is None
+    assert gunicorn_worker._live_parent(b"") is None
+    assert gunicorn_worker._live_parent(b"4242 (x) S") is None
+    assert gunicorn_worker._live_parent(b"4242 (x) S notanumber") is None
+
+
 def test_a_worker_that_dies_is_not_one_to_leave_connections_to():
     assert gunicorn_worker._is_sibling(0) is False
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
@@ -249,13 +259,15 @@ def test_a_worker_that_dies_is_not_one_to_leave_connections_to():
 
 def test_a_lock_left_held_makes_a_worker_a_plain_one_instead_of_waiting(monkeypatch, caplog):
     # A worker killed while it held the workers' lock leaves it held for good.
-    slots = multiprocessing.Array("i", 2 * gunicorn_worker.SLOTS)
+    slots, lock = multiprocessing.RawArray("i", 2 * gunicorn_worker.SLOTS), multiprocessing.Lock()
+    slots[0], slots[1] = os.getppid(), 1  # a live process, "accepting", but not a sibling
     monkeypatch.setattr(gunicorn_worker, "_slots", slots)
+    monkeypatch.setattr(gunicorn_worker, "_lock", lock)
     monkeypatch.setattr(gunicorn_worker, "LOCK_WAIT", 0.1)
     held, release = threading.Event(), threading.Event()
 
     def hold() -> None:
-        with slots.get_lock():
+        with lock:
             held.set()
             release.wait(10)
 
@@ -266,10 +278,15 @@ def test_a_lock_left_held_makes_a_worker_a_plain_one_instead_of_waiting(monkeypa
         assert gunicorn_worker._claim_slot() is None
         worker = object.__new__(gunicorn_worker.IngestAwareWorker)
         worker._ingests, worker._ingests_lock = 0, threading.Lock()
-        worker._yielding, worker._slot = False, 0
+        worker._yielding, worker._slot = False, 1
         worker.began_ingest()  # returns after LOCK_WAIT, without yielding
         assert worker._yielding is False
         assert "lock is held too long" in caplog.text
+        # What the main loop does on every turn needs no lock: it must not wait for it.
+        started = time.monotonic()
+        gunicorn_worker._publish(1, True)
+        assert gunicorn_worker._others_accept(2) is False  # the parent is no sibling of ours
+        assert time.monotonic() - started < 0.05
     finally:
         release.set()
         holder.join()
