@@ -62,6 +62,15 @@ def wait_until(ready, what: str, process: subprocess.Popen, timeout: float = 60)
         time.sleep(0.1)
 
 
+def wait_for(condition, what: str, seconds: float = 60) -> None:
+    """Wait until ``condition()`` holds, polling every 10 ms; fail with ``what`` after
+    ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.01)
+
+
 def listening(port: int) -> bool:
     try:
         socket.create_connection(("127.0.0.1", port), timeout=0.5).close()

@@ -13,7 +13,6 @@ appear, and only then is the lock released. Every wait is bounded.
 import contextlib
 import signal
 import threading
-import time
 from io import StringIO
 
 import pytest
@@ -57,13 +56,6 @@ def _whole_chunks_only(ids: set[int]) -> bool:
     return all(set(range(c * CHUNK + 1, min((c + 1) * CHUNK, COUNT) + 1)) <= ids for c in chunks)
 
 
-def _wait_for(condition, what: str, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.01)
-
-
 def test_a_killed_ingest_leaves_whole_chunks_and_a_resend_completes_it(api_token):
     # The waiting products writer must not give up before the kill: a long busy timeout.
     env = {"INGEST_CHUNK_SIZE": str(CHUNK), "SQLITE_BUSY_TIMEOUT": "600"}
@@ -78,7 +70,7 @@ def test_a_killed_ingest_leaves_whole_chunks_and_a_resend_completes_it(api_token
 
         sender = threading.Thread(target=send, daemon=True)
         sender.start()
-        _wait_for(User.objects.exists, "the ingest never committed a users chunk")
+        live.wait_for(User.objects.exists, "the ingest never committed a users chunk")
         live.stop(server, signal.SIGKILL)
         sender.join(timeout=30)
         assert not sender.is_alive(), "the request did not end with the server"

@@ -107,13 +107,6 @@ def _both_serving(base_url: str, server) -> None:
     raise AssertionError("one of the two workers never answered")
 
 
-def _wait_for(condition, what: str, seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.01)
-
-
 def test_a_process_running_an_ingest_leaves_new_connections_to_the_other(api_token):
     with (
         live.gunicorn(workers=2, threads=4, shipped=True) as (base_url, server),
@@ -122,7 +115,7 @@ def test_a_process_running_an_ingest_leaves_new_connections_to_the_other(api_tok
         with live.products_write_lock():
             post = _Post(base_url, api_token, _batch(1))
             post.start()
-            _wait_for(User.objects.exists, "the ingest never committed its users")
+            live.wait_for(User.objects.exists, "the ingest never committed its users")
             busy = _owner(server, post.port)
             readers = {_read(base_url, server) for _ in range(20)}
             assert busy not in readers, "a read was accepted by the process running the ingest"
@@ -159,7 +152,7 @@ def test_a_kept_alive_connection_to_the_busy_process_closes_after_its_next_answe
         with live.products_write_lock():
             post = _Post(base_url, api_token, _batch(1), connection=ingesting_on)
             post.start()
-            _wait_for(User.objects.exists, "the ingest never committed its users")
+            live.wait_for(User.objects.exists, "the ingest never committed its users")
             reading_on.request("GET", "/users/?page_size=5")
             response = reading_on.getresponse()
             response.read()
@@ -182,10 +175,10 @@ def test_when_every_process_is_ingesting_the_last_one_still_accepts(api_token):
         _both_serving(base_url, server)
         first = _Post(base_url, api_token, _batch(1))
         first.start()
-        _wait_for(lambda: User.objects.count() == 50, "the first ingest never wrote its users")
+        live.wait_for(lambda: User.objects.count() == 50, "the first ingest never wrote its users")
         second = _Post(base_url, api_token, _batch(51))  # the other process takes it
         second.start()
-        _wait_for(lambda: User.objects.count() == 100, "the second ingest never wrote its users")
+        live.wait_for(lambda: User.objects.count() == 100, "the second ingest wrote no users")
         assert _owner(server, second.port) != _owner(server, first.port)
         # Both processes ingest: the second, last to begin, still takes new connections.
         assert _read(base_url, server) == _owner(server, second.port)
@@ -220,11 +213,11 @@ def test_a_worker_the_master_let_go_is_not_one_to_leave_connections_to(api_token
         _both_serving(base_url, server)
         master = psutil.Process(server.pid)
         master.send_signal(signal.SIGTTOU)
-        _wait_for(lambda: len(master.children()) == 1, "the master kept both workers")
+        live.wait_for(lambda: len(master.children()) == 1, "the master kept both workers")
         with live.products_write_lock():
             post = _Post(base_url, api_token, _batch(1))
             post.start()
-            _wait_for(User.objects.exists, "the ingest never committed its users")
+            live.wait_for(User.objects.exists, "the ingest never committed its users")
             host, port = base_url.removeprefix("http://").split(":")
             reader = http.client.HTTPConnection(host, int(port), timeout=10)
             reader.request("GET", "/users/?page_size=5")  # a timeout here: nobody accepted
